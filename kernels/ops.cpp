@@ -4,22 +4,86 @@
 #include <glog/logging.h>
 
 #include <algorithm>
+#include <cmath>
+#include <vector>
 
 #include "kernels/cpu_features.h"
+#include "kernels/isa_kernels.h"
 #include "kernels/reference.h"
 
 namespace tessera::kernels {
+
+namespace {
+
+// Per-thread scratch that only grows: decode calls matmul ~7 times per layer per
+// token, so buffers are reused rather than allocated (and page-faulted) per call.
+struct alignas(64) Line64 {
+  float v[16];
+};
+float* thread_buffer(int slot, int64_t floats) {
+  thread_local std::vector<Line64> buffers[3];
+  auto& b = buffers[slot];
+  const size_t lines = static_cast<size_t>((floats + 15) / 16);
+  if (b.size() < lines) b.resize(lines);
+  return b.front().v;
+}
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+void matmul_avx512(ThreadPool& pool, const WeightMatrix& w, const float* x, int64_t n, float* y,
+                   int64_t xs, int64_t ys) {
+  const bool quant = dtype_is_quantized(w.dtype);
+  if (n < kGemmMinTokens) {
+    constexpr int64_t kRowUnit = 4;  // the GEMV row tile
+    const int64_t units = ceil_div(w.rows, kRowUnit);
+    if (!quant) {
+      pool.parallel_for(units, [&](int64_t u0, int64_t u1, int) {
+        avx512::gemv_float(w, x, n, xs, y, ys, u0 * kRowUnit, std::min(w.rows, u1 * kRowUnit));
+      });
+      return;
+    }
+    const int64_t nb = w.cols / kQuantBlock;
+    auto* xb = reinterpret_cast<QActBlock*>(thread_buffer(0, n * nb * 16));
+    float* xd = thread_buffer(1, n * nb);
+    for (int64_t t = 0; t < n; ++t) avx512::quantize_acts(w.dtype, x + t * xs, w.cols, xb + t * nb, xd + t * nb);
+    pool.parallel_for(units, [&](int64_t u0, int64_t u1, int) {
+      for (int64_t t = 0; t < n; ++t) {
+        avx512::gemv_quant(w, xb + t * nb, xd + t * nb, y + t * ys, u0 * kRowUnit,
+                           std::min(w.rows, u1 * kRowUnit));
+      }
+    });
+    return;
+  }
+  const int64_t groups = ceil_div(n, kGemmTokens);
+  float* xp = thread_buffer(2, groups * kGemmTokens * w.cols);
+  avx512::gemm_pack_x(x, n, xs, w.cols, xp);
+  const int64_t units = ceil_div(w.rows, kGemmMaxMr);
+  pool.parallel_for(units, [&](int64_t u0, int64_t u1, int) {
+    float* scratch = thread_buffer(0, kGemmMaxMr * kGemmKc);
+    avx512::gemm_rows(w, xp, n, y, ys, u0 * kGemmMaxMr, std::min(w.rows, u1 * kGemmMaxMr),
+                      scratch);
+  });
+}
+
+}  // namespace
 
 void matmul(ThreadPool& pool, const WeightMatrix& w, const float* x, int64_t n, float* y,
             int64_t x_stride, int64_t y_stride) {
   CHECK_EQ(w.cols % dtype_block_elems(w.dtype), 0) << dtype_name(w.dtype) << " cols " << w.cols;
   CHECK_GE(n, 1);
+  CHECK(w.dtype != DType::kI32) << "matmul on I32 weights";
+  if (x_stride == 0) x_stride = w.cols;
+  if (y_stride == 0) y_stride = w.rows;
+  const Isa isa = active_isa();
+  if (isa >= Isa::kAvx512) return matmul_avx512(pool, w, x, n, y, x_stride, y_stride);
   pool.parallel_for(w.rows, [&](int64_t r0, int64_t r1, int) {
     ref::matmul_rows(w, x, n, y, x_stride, y_stride, r0, r1);
   });
 }
 
 void dequantize_row(DType t, const void* src, float* out, int64_t n) {
+  CHECK_EQ(n % dtype_block_elems(t), 0) << dtype_name(t) << " row of " << n << " elements";
+  if (active_isa() >= Isa::kAvx512 && t != DType::kI32) return avx512::dequantize_row(t, src, out, n);
   ref::dequantize_row(t, src, out, n);
 }
 
@@ -27,28 +91,107 @@ void quantize_row(DType t, const float* src, void* dst, int64_t n) {
   ref::quantize_row(t, src, dst, n);
 }
 
+namespace {
+bool use_avx512() { return active_isa() >= Isa::kAvx512; }
+}  // namespace
+
 void rmsnorm(ThreadPool& pool, const float* x, const float* w, float* out, int64_t n_rows,
              int64_t dim, float eps) {
-  pool.parallel_for(n_rows, [&](int64_t r0, int64_t r1, int) {
-    ref::rmsnorm(x + r0 * dim, w, out + r0 * dim, r1 - r0, dim, eps);
-  });
+  const bool v = use_avx512();
+  auto body = [&](int64_t r0, int64_t r1, int) {
+    if (v) {
+      avx512::rmsnorm(x + r0 * dim, w, out + r0 * dim, r1 - r0, dim, eps);
+    } else {
+      ref::rmsnorm(x + r0 * dim, w, out + r0 * dim, r1 - r0, dim, eps);
+    }
+  };
+  // One row (decode) is ~1 us of work: not worth a dispatch.
+  if (n_rows == 1) return body(0, 1, 0);
+  pool.parallel_for(n_rows, body);
 }
 
+// RoPE is O(n_tok * n_heads * rot_dim) with the cos/sin per (token, pair) shared across
+// heads: a table per token, then plain loops (which the compiler vectorises).
 void rope(float* x, int64_t n_tok, int64_t n_heads, int64_t head_dim, int64_t rot_dim,
           const int32_t* pos, float theta, RopeLayout layout) {
-  ref::rope(x, n_tok, n_heads, head_dim, rot_dim, pos, theta, layout);
+  CHECK(rot_dim % 2 == 0 && rot_dim <= head_dim && rot_dim > 0) << "rot_dim " << rot_dim;
+  if (active_isa() == Isa::kScalar) return ref::rope(x, n_tok, n_heads, head_dim, rot_dim, pos, theta, layout);
+  const int64_t half = rot_dim / 2;
+  float* inv_freq = thread_buffer(0, 3 * half);
+  float* cs = inv_freq + half;
+  float* sn = cs + half;
+  for (int64_t i = 0; i < half; ++i) inv_freq[i] = ref::rope_inv_freq(i, rot_dim, theta);
+  for (int64_t t = 0; t < n_tok; ++t) {
+    for (int64_t i = 0; i < half; ++i) {
+      const double angle = static_cast<float>(pos[t]) * inv_freq[i];
+      cs[i] = static_cast<float>(std::cos(angle));
+      sn[i] = static_cast<float>(std::sin(angle));
+    }
+    for (int64_t h = 0; h < n_heads; ++h) {
+      float* v = x + (t * n_heads + h) * head_dim;
+      if (layout == RopeLayout::kInterleaved) {
+        for (int64_t i = 0; i < half; ++i) {
+          const float a = v[2 * i], b = v[2 * i + 1];
+          v[2 * i] = a * cs[i] - b * sn[i];
+          v[2 * i + 1] = a * sn[i] + b * cs[i];
+        }
+      } else {
+        float* v1 = v + half;
+        for (int64_t i = 0; i < half; ++i) {
+          const float a = v[i], b = v1[i];
+          v[i] = a * cs[i] - b * sn[i];
+          v1[i] = a * sn[i] + b * cs[i];
+        }
+      }
+    }
+  }
 }
 
-void softmax(float* x, int64_t n_rows, int64_t n) { ref::softmax(x, n_rows, n); }
-void silu_mul(float* gate, const float* up, int64_t n) { ref::silu_mul(gate, up, n); }
-void gelu_mul(float* gate, const float* up, int64_t n) { ref::gelu_mul(gate, up, n); }
-void silu(float* x, int64_t n) { ref::silu(x, n); }
-void gelu(float* x, int64_t n) { ref::gelu(x, n); }
-void add_inplace(float* y, const float* x, int64_t n) { ref::add_inplace(y, x, n); }
+void softmax(float* x, int64_t n_rows, int64_t n) {
+  if (use_avx512()) return avx512::softmax(x, n_rows, n);
+  ref::softmax(x, n_rows, n);
+}
+void silu_mul(float* gate, const float* up, int64_t n) {
+  if (use_avx512()) return avx512::silu_mul(gate, up, n);
+  ref::silu_mul(gate, up, n);
+}
+void gelu_mul(float* gate, const float* up, int64_t n) {
+  if (use_avx512()) return avx512::gelu_mul(gate, up, n);
+  ref::gelu_mul(gate, up, n);
+}
+void silu(float* x, int64_t n) {
+  if (use_avx512()) return avx512::silu(x, n);
+  ref::silu(x, n);
+}
+void gelu(float* x, int64_t n) {
+  if (use_avx512()) return avx512::gelu(x, n);
+  ref::gelu(x, n);
+}
+void add_inplace(float* y, const float* x, int64_t n) {
+  if (use_avx512()) return avx512::add_inplace(y, x, n);
+  ref::add_inplace(y, x, n);
+}
 
-void attention(ThreadPool& pool, const AttentionArgs& args) {
-  pool.parallel_for(args.n_q, [&](int64_t t0, int64_t t1, int) {
-    ref::attention_rows(args, t0, t1);
+void attention(ThreadPool& pool, const AttentionArgs& a) {
+  CHECK(a.n_heads > 0 && a.n_kv_heads > 0 && a.n_heads % a.n_kv_heads == 0)
+      << "heads " << a.n_heads << " kv heads " << a.n_kv_heads;
+  CHECK(a.n_kv == 0 || (a.block_size > 0 && a.k_blocks && a.v_blocks)) << "attention: no KV blocks";
+  if (a.n_q <= 0) return;
+  if (!use_avx512() || a.head_dim > kAttnMaxHeadDim) {
+    pool.parallel_for(a.n_q, [&](int64_t t0, int64_t t1, int) { ref::attention_rows(a, t0, t1); });
+    return;
+  }
+  // Tasks: (query tile, KV head). A tile holds up to kAttnMaxRows query-head rows.
+  const int64_t group = a.n_heads / a.n_kv_heads;
+  const int64_t tile = std::max<int64_t>(1, kAttnMaxRows / group);
+  const int64_t tiles = ceil_div(a.n_q, tile);
+  const int64_t rows = std::min(tile, a.n_q) * group;
+  pool.parallel_for(tiles * a.n_kv_heads, [&](int64_t b, int64_t e, int) {
+    float* scratch = thread_buffer(1, attention_scratch_floats(rows, a.head_dim));
+    for (int64_t task = b; task < e; ++task) {
+      const int64_t qt = task / a.n_kv_heads, kvh = task % a.n_kv_heads;
+      avx512::attention_task(a, qt * tile, std::min(a.n_q, (qt + 1) * tile), kvh, scratch);
+    }
   });
 }
 
