@@ -1,0 +1,126 @@
+// tessera bench: end-to-end prefill and decode speed on a checkpoint, stated against
+// the machine's limits measured in the same run (docs/BENCHMARKS.md).
+//
+// Prefill FLOPs count the matmuls (2 x weights per token, LM head once) plus causal
+// attention (4 x head_dim x heads x visible positions per layer). Decode bytes count
+// the weights one step streams plus the KV cache it reads at the mean position.
+#include <algorithm>
+#include <cstdio>
+#include <iostream>
+#include <vector>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "cli/machine_limits.h"
+#include "cli/model_flags.h"
+#include "common/error.h"
+#include "common/json.h"
+#include "coordinator/generator.h"
+#include "worker/worker.h"
+
+namespace tessera::cli {
+
+namespace {
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+}  // namespace
+
+int run_bench(int argc, char** argv) {
+  Args a("bench", "Measures prefill and decode speed (greedy, one sequence) and reports tokens/s, achieved "
+                  "GFLOP/s (prefill) and GB/s (decode) next to the machine's memory bandwidth and FMA peak, "
+                  "measured in the same run.");
+  declare_model_flags(a);
+  a.flag("prompt-tokens", "N", "prompt length (random token ids, fixed seed)", "128");
+  a.flag("gen-tokens", "N", "tokens to decode after the prompt", "64");
+  a.flag("repeat", "N", "repetitions; the median is reported", "3");
+  a.flag("no-limits", "", "skip measuring the machine's limits");
+  a.flag("json", "", "print one JSON object instead of the table");
+  if (!a.parse(argc, argv, 2)) {
+    std::cout << a.help();
+    return 0;
+  }
+  TESSERA_REQUIRE(a.has("model"), ErrorKind::kInvalidInput, "tessera bench: --model PATH is required");
+  const int64_t n_prompt = a.int64("prompt-tokens"), n_gen = a.int64("gen-tokens"), repeat = a.int64("repeat");
+  TESSERA_REQUIRE(n_prompt >= 1 && n_gen >= 2 && repeat >= 1, ErrorKind::kInvalidInput,
+                  "need --prompt-tokens >= 1, --gen-tokens >= 2, --repeat >= 1");
+  WorkerOptions wo = worker_options_from(a);
+  if (wo.max_kv_tokens == 0) wo.max_kv_tokens = n_prompt + n_gen;
+  Worker worker(a.str("model"), wo);
+  const ModelConfig& c = worker.config();
+  TESSERA_REQUIRE(n_prompt + n_gen <= c.max_seq_len, ErrorKind::kInvalidInput, "prompt + generation (",
+                  n_prompt + n_gen, ") exceed the model's context of ", c.max_seq_len);
+
+  std::vector<int32_t> prompt(static_cast<size_t>(n_prompt));
+  uint64_t rng = 42;
+  for (auto& t : prompt) t = static_cast<int32_t>(3 + rng_next_u32(rng) % static_cast<uint32_t>(c.vocab_size - 3));
+
+  Generator gen(worker);
+  GenerateOptions opt;
+  opt.max_new_tokens = n_gen;
+  opt.prefill_chunk = n_prompt;
+  std::vector<double> prefill, decode;
+  for (int64_t r = 0; r < repeat + 1; ++r) {  // the first run warms caches and page mappings
+    GenerateStats s = gen.generate(prompt, opt, [](int32_t) { return true; });
+    if (r == 0) continue;
+    prefill.push_back(s.prefill_tokens_per_second());
+    decode.push_back(s.decode_tokens_per_second());
+  }
+  const double prefill_tps = median(prefill), decode_tps = median(decode);
+
+  // Work per token.
+  const double layer_params = static_cast<double>(c.n_layers) *
+      (2.0 * c.dim * c.q_dim() + 2.0 * c.dim * c.kv_dim() +
+       (c.ffn == FfnKind::kSwiGlu || c.ffn == FfnKind::kGeGlu ? 3.0 : 2.0) * c.dim * c.ffn_dim);
+  const double attn_flops_prefill = 4.0 * c.n_layers * c.q_dim() * (n_prompt * (n_prompt + 1) / 2.0);
+  const double prefill_flops = 2.0 * layer_params * n_prompt + 2.0 * c.dim * c.vocab_size + attn_flops_prefill;
+  const double prefill_gflops = prefill_flops / (n_prompt / prefill_tps) / 1e9;
+  const double mean_pos = n_prompt + n_gen / 2.0;
+  const double kv_bytes = 2.0 * 4 * c.n_layers * c.kv_dim() * mean_pos;
+  const double decode_gbps = (static_cast<double>(worker.streamed_bytes()) + kv_bytes) * decode_tps / 1e9;
+
+  MachineLimits lim;
+  if (!a.on("no-limits")) {
+    kernels::ThreadPool pool(static_cast<int>(a.int64("threads")));
+    lim = measure_machine_limits(pool);
+  }
+
+  if (a.on("json")) {
+    Json j = Json::object();
+    j.set("model", Json::string(a.str("model")));
+    j.set("threads", Json::integer(a.int64("threads")));
+    j.set("prompt_tokens", Json::integer(n_prompt));
+    j.set("gen_tokens", Json::integer(n_gen));
+    j.set("weight_bytes", Json::integer(static_cast<int64_t>(worker.weight_bytes())));
+    j.set("prefill_tok_s", Json::number(prefill_tps));
+    j.set("decode_tok_s", Json::number(decode_tps));
+    j.set("prefill_gflops", Json::number(prefill_gflops));
+    j.set("decode_gbps", Json::number(decode_gbps));
+    j.set("machine_read_gbps", Json::number(lim.read_gbps));
+    j.set("machine_fma_gflops", Json::number(lim.fma_gflops));
+    std::cout << j.dump() << "\n";
+    return 0;
+  }
+  std::printf("model     %s\n          %s\n", a.str("model").c_str(), c.summary().c_str());
+  std::printf("weights   %.1f MB (decode streams %.1f MB/token)\n", worker.weight_bytes() / 1e6,
+              worker.streamed_bytes() / 1e6);
+  std::printf("threads   %lld, prompt %lld tokens, generate %lld tokens, median of %lld\n",
+              static_cast<long long>(a.int64("threads")), static_cast<long long>(n_prompt),
+              static_cast<long long>(n_gen), static_cast<long long>(repeat));
+  std::printf("\n%-8s %12s %14s %22s\n", "phase", "tokens/s", "achieved", "machine limit");
+  if (lim.read_gbps > 0) {
+    std::printf("%-8s %12.1f %9.1f GF/s %9.1f GF/s %s (%.0f%%)\n", "prefill", prefill_tps, prefill_gflops,
+                lim.fma_gflops, lim.fma_isa, 100 * prefill_gflops / lim.fma_gflops);
+    std::printf("%-8s %12.1f %9.2f GB/s %9.2f GB/s read   (%.0f%%)\n", "decode", decode_tps, decode_gbps,
+                lim.read_gbps, 100 * decode_gbps / lim.read_gbps);
+  } else {
+    std::printf("%-8s %12.1f %9.1f GF/s\n", "prefill", prefill_tps, prefill_gflops);
+    std::printf("%-8s %12.1f %9.2f GB/s\n", "decode", decode_tps, decode_gbps);
+  }
+  return 0;
+}
+
+}  // namespace tessera::cli

@@ -1,0 +1,125 @@
+// tessera generate: text from a checkpoint, streamed to stdout token by token.
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "cli/model_flags.h"
+#include "common/error.h"
+#include "common/mapped_file.h"
+#include "coordinator/generator.h"
+#include "coordinator/model_tokenizer.h"
+#include "tokenizer/tokenizer.h"
+#include "worker/worker.h"
+
+namespace tessera::cli {
+
+namespace {
+
+SamplerKind parse_sampler(const std::string& s) {
+  if (s == "standard") return SamplerKind::kStandard;
+  if (s == "llama2c") return SamplerKind::kLlama2c;
+  TESSERA_FAIL(ErrorKind::kInvalidInput, "--sampler must be 'standard' or 'llama2c', got '", s, "'");
+}
+
+}  // namespace
+
+int run_generate(int argc, char** argv) {
+  Args a("generate", "Generates text from a checkpoint in one process, streaming tokens to stdout as they are "
+                     "produced. The prompt is echoed first (llama2.c and llama.cpp do the same).");
+  declare_model_flags(a);
+  a.flag("prompt", "TEXT", "prompt text; empty means start from BOS alone", "");
+  a.flag("prompt-file", "PATH", "read the prompt from a file instead of --prompt");
+  a.flag("max-tokens", "N", "new tokens to generate at most", "256");
+  a.flag("steps", "N", "llama2.c semantics: forward passes including BOS and the prompt, so N - prompt + 1 new "
+         "tokens (overrides --max-tokens)");
+  a.flag("temperature", "T", "sampling temperature; 0 = greedy (argmax)", "0");
+  a.flag("top-k", "K", "keep the K most likely tokens; 0 = off", "0");
+  a.flag("top-p", "P", "nucleus sampling: keep the smallest set with probability >= P; 1 = off", "1");
+  a.flag("seed", "S", "random seed (xorshift64* state); 0 = from the clock", "0");
+  a.flag("sampler", "KIND", "standard (top-k, temperature, top-p, like llama.cpp/vLLM) or llama2c (run.c's exact "
+         "sampler and stop rule: stop when BOS is sampled, not at EOS)", "standard");
+  a.flag("prefill-chunk", "N", "prompt tokens per prefill step", "512");
+  a.flag("no-echo", "", "do not print the prompt, only the continuation");
+  a.flag("timings", "", "print prefill and decode tokens/s to stderr at the end");
+  if (!a.parse(argc, argv, 2)) {
+    std::cout << a.help();
+    return 0;
+  }
+  TESSERA_REQUIRE(a.has("model"), ErrorKind::kInvalidInput, "tessera generate: --model PATH is required");
+  TESSERA_REQUIRE(!(a.has("prompt") && a.has("prompt-file")), ErrorKind::kInvalidInput,
+                  "give --prompt or --prompt-file, not both");
+  const std::string prompt_text = a.has("prompt-file") ? read_text_file(a.str("prompt-file")) : a.str("prompt");
+
+  Worker worker(a.str("model"), worker_options_from(a));
+  auto tokenizer = load_model_tokenizer(a.str("model"), worker.checkpoint(), a.str("tokenizer"));
+  TESSERA_REQUIRE(tokenizer->vocab_size() <= worker.config().vocab_size, ErrorKind::kInvalidInput,
+                  "the tokenizer has ", tokenizer->vocab_size(), " tokens but the model only ",
+                  worker.config().vocab_size);
+
+  GenerateOptions opt;
+  opt.sampling.temperature = static_cast<float>(a.real("temperature"));
+  opt.sampling.top_k = static_cast<int32_t>(a.int64("top-k"));
+  opt.sampling.top_p = static_cast<float>(a.real("top-p"));
+  opt.sampling.kind = parse_sampler(a.str("sampler"));
+  TESSERA_REQUIRE(opt.sampling.temperature >= 0, ErrorKind::kInvalidInput, "--temperature must be >= 0");
+  TESSERA_REQUIRE(opt.sampling.top_k >= 0, ErrorKind::kInvalidInput, "--top-k must be >= 0");
+  int64_t seed = a.int64("seed");
+  if (seed == 0) seed = std::chrono::high_resolution_clock::now().time_since_epoch().count();
+  opt.seed = static_cast<uint64_t>(seed);
+  opt.prefill_chunk = a.int64("prefill-chunk");
+
+  // The prompt: BOS (when the vocabulary uses one) then the text.
+  std::vector<int32_t> prompt = tokenizer->encode(prompt_text, /*add_special=*/true);
+  if (prompt.empty() && tokenizer->bos_id() >= 0) prompt.push_back(tokenizer->bos_id());
+  TESSERA_REQUIRE(!prompt.empty(), ErrorKind::kInvalidInput,
+                  "the prompt is empty and the vocabulary has no BOS token to start from");
+
+  opt.max_new_tokens = a.int64("max-tokens");
+  // llama2.c counts forward passes: position 0 (BOS) through steps - 1, each producing
+  // the token after it, so the last prompt position already yields a new token.
+  if (a.has("steps")) opt.max_new_tokens = a.int64("steps") - static_cast<int64_t>(prompt.size()) + 1;
+  TESSERA_REQUIRE(opt.max_new_tokens >= 0, ErrorKind::kInvalidInput, "nothing to generate: --max-tokens/--steps "
+                  "leave no room after the ", prompt.size(), "-token prompt");
+  if (opt.sampling.kind == SamplerKind::kLlama2c) {
+    if (tokenizer->bos_id() >= 0) opt.stop_tokens.push_back(tokenizer->bos_id());
+  } else {
+    for (int32_t id = 0; id < tokenizer->vocab_size(); ++id)
+      if (tokenizer->is_eos(id)) opt.stop_tokens.push_back(id);
+  }
+
+  StreamDecoder out(*tokenizer);
+  if (!a.on("no-echo")) {
+    std::string text;
+    for (int32_t id : prompt) text += out.push(id);
+    std::fputs(text.c_str(), stdout);
+    std::fflush(stdout);
+  } else {
+    for (int32_t id : prompt) (void)out.push(id);  // keeps the leading-space rule consistent
+  }
+  Generator generator(worker);
+  GenerateStats stats = generator.generate(prompt, opt, [&](int32_t id) {
+    const std::string piece = out.push(id);
+    std::fwrite(piece.data(), 1, piece.size(), stdout);
+    std::fflush(stdout);
+    return true;
+  });
+  const std::string rest = out.finish();
+  std::fwrite(rest.data(), 1, rest.size(), stdout);
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
+
+  if (a.on("timings")) {
+    std::fprintf(stderr,
+                 "prompt: %lld tokens in %.3f s (%.1f tok/s); generated: %lld tokens, decode %.1f tok/s; seed %llu; "
+                 "threads %lld\n",
+                 static_cast<long long>(stats.prompt_tokens), stats.prefill_seconds, stats.prefill_tokens_per_second(),
+                 static_cast<long long>(stats.generated_tokens), stats.decode_tokens_per_second(),
+                 static_cast<unsigned long long>(opt.seed), static_cast<long long>(a.int64("threads")));
+  }
+  return 0;
+}
+
+}  // namespace tessera::cli

@@ -1,0 +1,112 @@
+#include "coordinator/generator.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "common/error.h"
+
+namespace tessera {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+}  // namespace
+
+double GenerateStats::prefill_tokens_per_second() const {
+  return prefill_seconds > 0 ? static_cast<double>(prompt_tokens) / prefill_seconds : 0;
+}
+double GenerateStats::decode_tokens_per_second() const {
+  return decode_seconds > 0 && generated_tokens > 1 ? static_cast<double>(generated_tokens - 1) / decode_seconds : 0;
+}
+
+Generator::Generator(Worker& worker) : worker_(worker), allocator_(worker.kv_shape().n_blocks) {}
+
+GenerateStats Generator::generate(std::span<const int32_t> prompt, const GenerateOptions& options,
+                                  const std::function<bool(int32_t)>& on_token) {
+  TESSERA_REQUIRE(!prompt.empty(), ErrorKind::kInvalidInput, "the prompt is empty (no tokens, not even BOS)");
+  TESSERA_REQUIRE(options.max_new_tokens >= 0, ErrorKind::kInvalidInput, "max new tokens must be >= 0");
+  TESSERA_REQUIRE(options.prefill_chunk >= 1, ErrorKind::kInvalidInput, "prefill chunk must be >= 1");
+  const int64_t block_size = worker_.kv_shape().block_size;
+  const int64_t context = std::min(worker_.config().max_seq_len, allocator_.capacity() * block_size);
+  const int64_t prompt_len = static_cast<int64_t>(prompt.size());
+  TESSERA_REQUIRE(prompt_len <= context, ErrorKind::kInvalidInput, "the prompt has ", prompt_len,
+                  " tokens, more than the context of ", context);
+  const int64_t max_new = std::min(options.max_new_tokens, context - prompt_len);
+
+  GenerateStats stats;
+  stats.prompt_tokens = prompt_len;
+  SequenceStep seq;
+  seq.seq_id = next_seq_id_++;
+  seq.sampling = options.sampling;
+  seq.rng_state = options.seed != 0 ? options.seed : 0x9E3779B97F4A7C15ull;
+  StepPlan plan;
+  plan.sequences.resize(1);
+
+  struct Release {  // blocks go back to the pool however generation ends
+    KvBlockAllocator& a;
+    std::vector<int32_t>& t;
+    ~Release() { a.release(t); }
+  } release{allocator_, seq.block_table};
+
+  const auto t_start = Clock::now();
+  auto t_first = t_start;
+  int32_t next = -1;
+  // Prefill in chunks; only the last chunk asks for an output.
+  for (int64_t p = 0; p < prompt_len; p += options.prefill_chunk) {
+    const int64_t n = std::min(options.prefill_chunk, prompt_len - p);
+    seq.tokens.assign(prompt.begin() + p, prompt.begin() + p + n);
+    seq.pos0 = p;
+    seq.n_outputs = (p + n == prompt_len && max_new > 0) ? 1 : 0;
+    TESSERA_REQUIRE(allocator_.ensure(seq.block_table, p + n, block_size), ErrorKind::kResource,
+                    "KV cache full: ", p + n, " positions need more than ", allocator_.free_blocks(), " free blocks");
+    plan.sequences[0] = seq;
+    StepResult r = worker_.run_step(plan);
+    stats.forward_seconds += r.forward_seconds;
+    seq.rng_state = r.outputs[0].rng_state;
+    if (seq.n_outputs == 1) next = r.outputs[0].samples[0].token;
+  }
+  t_first = Clock::now();
+  stats.prefill_seconds = seconds(t_start, t_first);
+
+  int64_t pos = prompt_len;
+  while (next >= 0) {
+    if (std::find(options.stop_tokens.begin(), options.stop_tokens.end(), next) != options.stop_tokens.end()) {
+      stats.stopped_by_token = true;
+      break;
+    }
+    ++stats.generated_tokens;
+    if (!on_token(next) || stats.generated_tokens >= max_new) break;
+    seq.tokens.assign(1, next);
+    seq.pos0 = pos;
+    seq.n_outputs = 1;
+    TESSERA_REQUIRE(allocator_.ensure(seq.block_table, pos + 1, block_size), ErrorKind::kResource,
+                    "KV cache full at position ", pos);
+    plan.sequences[0] = seq;
+    StepResult r = worker_.run_step(plan);
+    stats.forward_seconds += r.forward_seconds;
+    seq.rng_state = r.outputs[0].rng_state;
+    next = r.outputs[0].samples[0].token;
+    ++pos;
+  }
+  stats.decode_seconds = seconds(t_first, Clock::now());
+  return stats;
+}
+
+std::vector<float> Generator::score(std::span<const int32_t> tokens) {
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  TESSERA_REQUIRE(n > 0, ErrorKind::kInvalidInput, "nothing to score");
+  SequenceStep seq;
+  seq.seq_id = next_seq_id_++;
+  seq.tokens.assign(tokens.begin(), tokens.end());
+  seq.n_outputs = static_cast<int32_t>(n);
+  seq.return_logits = true;
+  TESSERA_REQUIRE(allocator_.ensure(seq.block_table, n, worker_.kv_shape().block_size), ErrorKind::kResource,
+                  "KV cache too small to score ", n, " tokens");
+  StepPlan plan;
+  plan.sequences.push_back(seq);
+  StepResult r = worker_.run_step(plan);
+  allocator_.release(plan.sequences[0].block_table);
+  return std::move(r.outputs[0].logits);
+}
+
+}  // namespace tessera

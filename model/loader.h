@@ -1,0 +1,33 @@
+// Opens a checkpoint, reads its config and binds the weights of a model family to
+// views of the mapped tensors (no copies except the small norm vectors).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "checkpoint/checkpoint.h"
+#include "kernels/thread_pool.h"
+#include "model/config.h"
+#include "model/model.h"
+
+namespace tessera {
+
+// Owns the checkpoint (whose memory map backs the weights) and the model built on it.
+// Member order matters: the model is destroyed before the checkpoint it points into.
+struct LoadedModel {
+  std::unique_ptr<checkpoint::Checkpoint> checkpoint;
+  ModelConfig config;
+  std::unique_ptr<DecoderModel> model;
+  uint64_t weight_bytes = 0;     // bytes of all weights bound
+  uint64_t streamed_bytes = 0;   // weight bytes one decode step reads (all but the embedding
+                                 // table, of which it reads one row, unless the head is tied)
+};
+
+// Throws tessera::Error naming the file, the tensor and the expected/actual shape or
+// dtype when the checkpoint does not fit the model family.
+std::unique_ptr<LoadedModel> load_model(const std::string& path, kernels::ThreadPool& pool);
+
+// Same, from an already opened checkpoint (tests).
+std::unique_ptr<LoadedModel> load_model(std::unique_ptr<checkpoint::Checkpoint> ck, kernels::ThreadPool& pool);
+
+}  // namespace tessera

@@ -1,0 +1,33 @@
+// The interface every model family implements: run the new tokens of a batch of
+// sequences through this worker's layers, appending their K/V to the paged cache, and
+// produce logits for the positions the step asks for.
+//
+// One call = one step of the step plan (worker/step.h). A sequence's slice is a
+// prefill chunk, one decode token, or K+1 tokens to verify a speculative draft; the
+// model does not care which.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "model/config.h"
+#include "model/kv_cache.h"
+
+namespace tessera {
+
+struct ForwardSequence {
+  std::span<const int32_t> tokens;        // new tokens, at positions pos0 .. pos0+n-1
+  int64_t pos0 = 0;                       // KV for [0, pos0) is already in the cache
+  std::span<const int32_t> block_table;   // covers [0, pos0 + tokens.size())
+  int64_t n_outputs = 1;                  // logits for the last n_outputs new tokens
+};
+
+class DecoderModel {
+ public:
+  virtual ~DecoderModel() = default;
+  virtual const ModelConfig& config() const = 0;
+  // logits: [sum of n_outputs][vocab_size], sequence after sequence.
+  virtual void forward(std::span<const ForwardSequence> batch, KvCache& cache, float* logits) = 0;
+};
+
+}  // namespace tessera

@@ -1,0 +1,58 @@
+// The step plan: what the coordinator asks every worker to do in one iteration, and
+// what comes back from the last pipeline stage. One shape for every model family:
+// later features add fields, not new messages (DESIGN.md, "The step").
+//
+// These are plain values; the Cap'n Proto schema of the control plane mirrors them
+// field for field when steps travel between processes.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "worker/sampling.h"
+
+namespace tessera {
+
+struct SequenceStep {
+  uint64_t seq_id = 0;
+  // New tokens at positions pos0 .. pos0 + n - 1: a prefill chunk, one decode token,
+  // or K + 1 tokens to verify a speculative draft.
+  std::vector<int32_t> tokens;
+  int64_t pos0 = 0;
+  // KV block ids (the coordinator's allocator) covering positions [0, pos0 + n).
+  std::vector<int32_t> block_table;
+  // Recurrent-state slot (Griffin / RecurrentGemma); -1 when the model has none.
+  int32_t state_slot = -1;
+  // Handles of cross-attention inputs already encoded on the workers (RETRO
+  // neighbours, Flamingo visual tokens, Perceiver AR's long prefix); empty for
+  // decoder-only models.
+  std::vector<uint64_t> cross_inputs;
+  // Sample (and report) the last n_outputs positions: 1 for prefill-then-decode and
+  // decode, K + 1 for a verify step, 0 for a prefill chunk that does not end the prompt.
+  int32_t n_outputs = 1;
+  SamplingParams sampling;
+  uint64_t rng_state = 0;     // advanced by sampling, returned in the result
+  bool return_logits = false; // copy the n_outputs full logit rows back (scoring, tests)
+};
+
+struct StepPlan {
+  uint64_t step_id = 0;
+  std::vector<SequenceStep> sequences;
+  std::vector<uint64_t> release;  // sequences finished since the last step
+};
+
+struct SequenceOutput {
+  uint64_t seq_id = 0;
+  std::vector<SampleResult> samples;  // one per output position
+  uint64_t rng_state = 0;
+  std::vector<float> logits;          // [n_outputs][vocab] when return_logits
+};
+
+struct StepResult {
+  uint64_t step_id = 0;
+  std::vector<SequenceOutput> outputs;  // in plan order
+  double forward_seconds = 0;           // model forward on this worker
+  double sample_seconds = 0;
+};
+
+}  // namespace tessera

@@ -1,0 +1,43 @@
+// A worker: the weights of its shard, its KV cache, its kernel thread pool, and the
+// forward step of its layers. In one process (no mpirun) one worker holds the whole
+// model; under MPI every rank runs one (coordinator/ drives them through the step plan).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "kernels/thread_pool.h"
+#include "model/kv_cache.h"
+#include "model/loader.h"
+#include "worker/step.h"
+
+namespace tessera {
+
+struct WorkerOptions {
+  int threads = 1;            // kernel threads
+  int64_t kv_block_size = 16; // positions per KV block
+  int64_t kv_blocks = 0;      // 0: enough for max_kv_tokens
+  int64_t max_kv_tokens = 0;  // 0: the model's context length
+};
+
+class Worker {
+ public:
+  // Loads the checkpoint at model_path (throws tessera::Error naming what is wrong).
+  Worker(const std::string& model_path, const WorkerOptions& options);
+
+  const ModelConfig& config() const { return model_->config; }
+  const KvCacheShape& kv_shape() const { return cache_->shape(); }
+  const checkpoint::Checkpoint& checkpoint() const { return *model_->checkpoint; }
+  uint64_t weight_bytes() const { return model_->weight_bytes; }
+  uint64_t streamed_bytes() const { return model_->streamed_bytes; }
+
+  StepResult run_step(const StepPlan& plan);
+
+ private:
+  std::unique_ptr<kernels::ThreadPool> pool_;
+  std::unique_ptr<LoadedModel> model_;
+  std::unique_ptr<KvCache> cache_;
+  std::vector<float> logits_;  // [sum n_outputs][vocab] of the current step
+};
+
+}  // namespace tessera
