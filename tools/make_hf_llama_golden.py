@@ -97,7 +97,7 @@ def make_config(variant: dict):
 
 @torch.no_grad()
 def init_weights(model, seed: int):
-    """Deterministic init: embeddings N(0,1), projections N(0, 0.5/sqrt(fan_in)*sqrt(8))..."""
+    """Deterministic init: embeddings N(0,1); q/k/v/o/gate/up/down std 0.5*sqrt(64/fan_in); lm_head std 0.3; norms 1+0.2*N(0,1)."""
     g = torch.Generator().manual_seed(seed)
     for name, p in sorted(model.named_parameters(), key=lambda kv: kv[0]):
         if name.endswith("norm.weight") or "layernorm" in name:
@@ -180,24 +180,24 @@ def generate(out_root: Path):
             assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
         store_dtype = getattr(torch, v["storage_dtype"])
         if store_dtype != torch.float32:
-            # round to storage dtype; golden computed in f32 from the rounded weights
-            model = model.to(store_dtype).to(torch.float32)
+            # Round the *parameters* to the storage dtype; golden computed in f32 from the rounded
+            # weights. (Do NOT use model.to(bf16).to(f32): that also rounds the non-persistent
+            # rotary inv_freq buffer to bf16 and silently changes RoPE.)
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.copy_(p.to(store_dtype).to(torch.float32))
         model.eval()
         input_ids = make_prompt(SEED + 100 + v["seed_offset"], config.vocab_size)
         logits, greedy = compute_golden(model, input_ids)
 
         # save
         save_model = model.to(store_dtype)
-        save_model.config.torch_dtype = v["storage_dtype"]
-        try:
-            save_model.config.dtype = v["storage_dtype"]
-        except Exception:
-            pass
+        save_model.config.dtype = v["storage_dtype"]
         kw = {"safe_serialization": True}
         if v["max_shard_size"]:
             kw["max_shard_size"] = v["max_shard_size"]
         save_model.save_pretrained(out, **kw)
-        model = save_model.to(torch.float32)
+        del save_model, model  # (the .to(bf16) above also touched buffers; never reuse it)
 
         logits.astype("<f4").tofile(out / "logits.f32")
         files = sorted(p.name for p in out.iterdir())
@@ -260,8 +260,50 @@ def check(out_root: Path):
         err = float(np.abs(logits - ref).max())
         assert err < 1e-4, (name, err)
         assert greedy == g["greedy"]["tokens"], (name, greedy, g["greedy"]["tokens"])
-        print(f"[{name}] check ok: {len(st_files)} safetensors file(s), dtypes={dtypes}, "
+        # independent float64 numpy forward: permute q/k rows the way llama.cpp's
+        # convert_hf_to_gguf.py does and run the adjacent-pair-RoPE reference from gguf_common.
+        # Agreement demonstrates the rotate_half <-> adjacent-pair equivalence described in ROPE_NOTE.
+        np_err = float(np.abs(numpy_reference(d, g["input_ids"]) - ref).max())
+        assert np_err < 1e-3, (name, np_err)
+        print(f"[{name}] check ok: numpy(f64, permuted q/k, adjacent RoPE) max|d|={np_err:.3g};"
+              f" {len(st_files)} safetensors file(s), dtypes={dtypes}, "
               f"max|dlogits|={err:.3g}, greedy reproduced")
+
+
+def hf_permute(w: np.ndarray, n_head: int) -> np.ndarray:
+    """llama.cpp convert_hf_to_gguf.py LlamaModel.permute (rotate_half rows -> adjacent pairs)."""
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def numpy_reference(d: Path, input_ids: list[int]) -> np.ndarray:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from gguf_common import reference_forward
+
+    cfg = json.loads((d / "config.json").read_text())
+    sd = {}
+    for f in sorted(d.glob("*.safetensors")):
+        from safetensors.torch import load_file as load_pt
+        sd.update({k: t.to(torch.float32).numpy() for k, t in load_pt(str(f)).items()})
+    H, KV = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    W = {"token_embd.weight": sd["model.embed_tokens.weight"],
+         "output_norm.weight": sd["model.norm.weight"]}
+    if "lm_head.weight" in sd:
+        W["output.weight"] = sd["lm_head.weight"]
+    for l in range(cfg["num_hidden_layers"]):
+        s, p = f"model.layers.{l}.", f"blk.{l}."
+        W[p + "attn_norm.weight"] = sd[s + "input_layernorm.weight"]
+        W[p + "attn_q.weight"] = hf_permute(sd[s + "self_attn.q_proj.weight"], H)
+        W[p + "attn_k.weight"] = hf_permute(sd[s + "self_attn.k_proj.weight"], KV)
+        W[p + "attn_v.weight"] = sd[s + "self_attn.v_proj.weight"]
+        W[p + "attn_output.weight"] = sd[s + "self_attn.o_proj.weight"]
+        W[p + "ffn_norm.weight"] = sd[s + "post_attention_layernorm.weight"]
+        W[p + "ffn_gate.weight"] = sd[s + "mlp.gate_proj.weight"]
+        W[p + "ffn_up.weight"] = sd[s + "mlp.up_proj.weight"]
+        W[p + "ffn_down.weight"] = sd[s + "mlp.down_proj.weight"]
+    hp = dict(n_head=H, n_head_kv=KV, head_dim=cfg["head_dim"], eps=cfg["rms_norm_eps"],
+              rope_theta=cfg.get("rope_parameters", {}).get("rope_theta", cfg.get("rope_theta")),
+              n_layer=cfg["num_hidden_layers"])
+    return reference_forward(W, hp, input_ids)
 
 
 def main():
