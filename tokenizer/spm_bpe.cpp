@@ -7,6 +7,7 @@
 // Also the llama2.c variant (vocab.llama2c_encode): pieces hold plain spaces, the
 // dummy prefix is a separate " " piece, and merges may form any piece. See
 // docs/TOKENIZERS.md for how the two differ.
+#include <algorithm>
 #include <queue>
 #include <unordered_map>
 
@@ -52,6 +53,15 @@ class SpmTokenizer final : public Tokenizer {
           byte_ids_[b] < 0) {
         byte_ids_[b] = id;
       }
+      // Does a mergeable piece have "▁" right after another character?
+      const std::string& piece = vocab_.tokens[static_cast<size_t>(id)];
+      for (size_t at = piece.find(kSpaceMark, 1); at != std::string::npos;
+           at = piece.find(kSpaceMark, at + 1)) {
+        if (mergeable(id) && !(at >= kSpaceMark.size() &&
+                               piece.compare(at - kSpaceMark.size(), kSpaceMark.size(), kSpaceMark) == 0)) {
+          space_starts_pieces_ = false;
+        }
+      }
     }
   }
 
@@ -83,6 +93,7 @@ class SpmTokenizer final : public Tokenizer {
 
  private:
   int32_t byte_ids_[256];
+  bool space_starts_pieces_ = true;  // see encode_spm
 
   // Pieces a merge may produce (sentencepiece: NORMAL, USER_DEFINED, UNUSED).
   bool mergeable(int32_t id) const {
@@ -144,11 +155,31 @@ class SpmTokenizer final : public Tokenizer {
         text.push_back(c);
       }
     }
+    const std::string_view tv(text);
+    if (!space_starts_pieces_) {
+      encode_range(tv, 0, tv.size(), out);
+      return;
+    }
+    // No piece has "▁" after another character, so no merge crosses a point where a
+    // "▁" follows a non-"▁": encode word by word (small heaps, same result).
+    size_t begin = 0;
+    for (size_t i = 1; i < tv.size(); ++i) {
+      if (tv.compare(i, kSpaceMark.size(), kSpaceMark) == 0 &&
+          (i < kSpaceMark.size() || tv.compare(i - kSpaceMark.size(), kSpaceMark.size(), kSpaceMark) != 0)) {
+        encode_range(tv, begin, i, out);
+        begin = i;
+      }
+    }
+    encode_range(tv, begin, tv.size(), out);
+  }
+
+  // Merges the characters of tv[begin, end) (offsets stay relative to tv).
+  void encode_range(std::string_view tv, size_t begin, size_t end, std::vector<int32_t>& out) const {
     std::vector<Symbol> sym;
-    sym.reserve(text.size());
-    for (size_t i = 0; i < text.size();) {
+    sym.reserve(end - begin);
+    for (size_t i = begin; i < end;) {
       uint32_t cp;
-      const size_t len = utf8_next(text, i, &cp);
+      const size_t len = std::min(utf8_next(tv, i, &cp), end - i);
       const int idx = static_cast<int>(sym.size());
       sym.push_back({idx - 1, idx + 1, static_cast<uint32_t>(i), static_cast<uint32_t>(len), -1});
       i += len;
@@ -158,7 +189,6 @@ class SpmTokenizer final : public Tokenizer {
 
     std::priority_queue<Bigram, std::vector<Bigram>, BigramOrder> agenda;
     std::unordered_map<std::string_view, std::pair<uint32_t, uint32_t>> rev_merge;
-    const std::string_view tv(text);
     auto try_add = [&](int left, int right) {
       if (left < 0 || right < 0) return;
       const std::string_view piece = tv.substr(sym[left].start, sym[left].len + sym[right].len);
