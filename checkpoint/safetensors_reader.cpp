@@ -114,7 +114,10 @@ std::vector<TensorInfo> SafetensorsReader::parse_file(uint32_t file_index) {
 
   std::vector<TensorInfo> infos;
   std::set<std::string_view> names;
-  for (const auto& [name, entry] : header.as_object()) {
+  for (const auto& member : header.as_object()) {
+    // Plain references, not structured bindings: clang 14 cannot capture bindings.
+    const std::string& name = member.first;
+    const Json& entry = member.second;
     if (name == "__metadata__") {
       TESSERA_REQUIRE(entry.is_object(), ErrorKind::kInvalidInput, file,
                       ": __metadata__ is not a JSON object");
