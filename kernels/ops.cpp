@@ -30,25 +30,38 @@ float* thread_buffer(int slot, int64_t floats) {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-void matmul_avx512(ThreadPool& pool, const WeightMatrix& w, const float* x, int64_t n, float* y,
-                   int64_t xs, int64_t ys) {
+// The vector matmul entry points of one ISA.
+struct MatmulFns {
+  decltype(&avx512::gemv_float) gemv_float;
+  decltype(&avx512::quantize_acts) quantize_acts;
+  decltype(&avx512::gemv_quant) gemv_quant;
+  decltype(&avx512::gemm_pack_x) gemm_pack_x;
+  decltype(&avx512::gemm_rows) gemm_rows;
+};
+constexpr MatmulFns kAvx512Matmul{avx512::gemv_float, avx512::quantize_acts, avx512::gemv_quant,
+                                  avx512::gemm_pack_x, avx512::gemm_rows};
+constexpr MatmulFns kAvx2Matmul{avx2::gemv_float, avx2::quantize_acts, avx2::gemv_quant,
+                                avx2::gemm_pack_x, avx2::gemm_rows};
+
+void matmul_vec(const MatmulFns& f, ThreadPool& pool, const WeightMatrix& w, const float* x,
+                int64_t n, float* y, int64_t xs, int64_t ys) {
   const bool quant = dtype_is_quantized(w.dtype);
   if (n < kGemmMinTokens) {
     constexpr int64_t kRowUnit = 4;  // the GEMV row tile
     const int64_t units = ceil_div(w.rows, kRowUnit);
     if (!quant) {
       pool.parallel_for(units, [&](int64_t u0, int64_t u1, int) {
-        avx512::gemv_float(w, x, n, xs, y, ys, u0 * kRowUnit, std::min(w.rows, u1 * kRowUnit));
+        f.gemv_float(w, x, n, xs, y, ys, u0 * kRowUnit, std::min(w.rows, u1 * kRowUnit));
       });
       return;
     }
     const int64_t nb = w.cols / kQuantBlock;
     auto* xb = reinterpret_cast<QActBlock*>(thread_buffer(0, n * nb * 16));
     float* xd = thread_buffer(1, n * nb);
-    for (int64_t t = 0; t < n; ++t) avx512::quantize_acts(w.dtype, x + t * xs, w.cols, xb + t * nb, xd + t * nb);
+    for (int64_t t = 0; t < n; ++t) f.quantize_acts(w.dtype, x + t * xs, w.cols, xb + t * nb, xd + t * nb);
     pool.parallel_for(units, [&](int64_t u0, int64_t u1, int) {
       for (int64_t t = 0; t < n; ++t) {
-        avx512::gemv_quant(w, xb + t * nb, xd + t * nb, y + t * ys, u0 * kRowUnit,
+        f.gemv_quant(w, xb + t * nb, xd + t * nb, y + t * ys, u0 * kRowUnit,
                            std::min(w.rows, u1 * kRowUnit));
       }
     });
@@ -56,11 +69,11 @@ void matmul_avx512(ThreadPool& pool, const WeightMatrix& w, const float* x, int6
   }
   const int64_t groups = ceil_div(n, kGemmTokens);
   float* xp = thread_buffer(2, groups * kGemmTokens * w.cols);
-  avx512::gemm_pack_x(x, n, xs, w.cols, xp);
+  f.gemm_pack_x(x, n, xs, w.cols, xp);
   const int64_t units = ceil_div(w.rows, kGemmMaxMr);
   pool.parallel_for(units, [&](int64_t u0, int64_t u1, int) {
     float* scratch = thread_buffer(0, kGemmMaxMr * kGemmKc);
-    avx512::gemm_rows(w, xp, n, y, ys, u0 * kGemmMaxMr, std::min(w.rows, u1 * kGemmMaxMr),
+    f.gemm_rows(w, xp, n, y, ys, u0 * kGemmMaxMr, std::min(w.rows, u1 * kGemmMaxMr),
                       scratch);
   });
 }
@@ -75,7 +88,8 @@ void matmul(ThreadPool& pool, const WeightMatrix& w, const float* x, int64_t n, 
   if (x_stride == 0) x_stride = w.cols;
   if (y_stride == 0) y_stride = w.rows;
   const Isa isa = active_isa();
-  if (isa >= Isa::kAvx512) return matmul_avx512(pool, w, x, n, y, x_stride, y_stride);
+  if (isa >= Isa::kAvx512) return matmul_vec(kAvx512Matmul, pool, w, x, n, y, x_stride, y_stride);
+  if (isa >= Isa::kAvx2) return matmul_vec(kAvx2Matmul, pool, w, x, n, y, x_stride, y_stride);
   pool.parallel_for(w.rows, [&](int64_t r0, int64_t r1, int) {
     ref::matmul_rows(w, x, n, y, x_stride, y_stride, r0, r1);
   });
@@ -83,7 +97,8 @@ void matmul(ThreadPool& pool, const WeightMatrix& w, const float* x, int64_t n, 
 
 void dequantize_row(DType t, const void* src, float* out, int64_t n) {
   CHECK_EQ(n % dtype_block_elems(t), 0) << dtype_name(t) << " row of " << n << " elements";
-  if (active_isa() >= Isa::kAvx512 && t != DType::kI32) return avx512::dequantize_row(t, src, out, n);
+  if (t != DType::kI32 && active_isa() >= Isa::kAvx512) return avx512::dequantize_row(t, src, out, n);
+  if (t != DType::kI32 && active_isa() >= Isa::kAvx2) return avx2::dequantize_row(t, src, out, n);
   ref::dequantize_row(t, src, out, n);
 }
 
@@ -93,14 +108,17 @@ void quantize_row(DType t, const float* src, void* dst, int64_t n) {
 
 namespace {
 bool use_avx512() { return active_isa() >= Isa::kAvx512; }
+bool use_avx2() { return active_isa() >= Isa::kAvx2; }
 }  // namespace
 
 void rmsnorm(ThreadPool& pool, const float* x, const float* w, float* out, int64_t n_rows,
              int64_t dim, float eps) {
-  const bool v = use_avx512();
+  const bool v = use_avx512(), v2 = use_avx2();
   auto body = [&](int64_t r0, int64_t r1, int) {
     if (v) {
       avx512::rmsnorm(x + r0 * dim, w, out + r0 * dim, r1 - r0, dim, eps);
+    } else if (v2) {
+      avx2::rmsnorm(x + r0 * dim, w, out + r0 * dim, r1 - r0, dim, eps);
     } else {
       ref::rmsnorm(x + r0 * dim, w, out + r0 * dim, r1 - r0, dim, eps);
     }
@@ -149,26 +167,32 @@ void rope(float* x, int64_t n_tok, int64_t n_heads, int64_t head_dim, int64_t ro
 
 void softmax(float* x, int64_t n_rows, int64_t n) {
   if (use_avx512()) return avx512::softmax(x, n_rows, n);
+  if (use_avx2()) return avx2::softmax(x, n_rows, n);
   ref::softmax(x, n_rows, n);
 }
 void silu_mul(float* gate, const float* up, int64_t n) {
   if (use_avx512()) return avx512::silu_mul(gate, up, n);
+  if (use_avx2()) return avx2::silu_mul(gate, up, n);
   ref::silu_mul(gate, up, n);
 }
 void gelu_mul(float* gate, const float* up, int64_t n) {
   if (use_avx512()) return avx512::gelu_mul(gate, up, n);
+  if (use_avx2()) return avx2::gelu_mul(gate, up, n);
   ref::gelu_mul(gate, up, n);
 }
 void silu(float* x, int64_t n) {
   if (use_avx512()) return avx512::silu(x, n);
+  if (use_avx2()) return avx2::silu(x, n);
   ref::silu(x, n);
 }
 void gelu(float* x, int64_t n) {
   if (use_avx512()) return avx512::gelu(x, n);
+  if (use_avx2()) return avx2::gelu(x, n);
   ref::gelu(x, n);
 }
 void add_inplace(float* y, const float* x, int64_t n) {
   if (use_avx512()) return avx512::add_inplace(y, x, n);
+  if (use_avx2()) return avx2::add_inplace(y, x, n);
   ref::add_inplace(y, x, n);
 }
 

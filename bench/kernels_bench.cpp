@@ -1,0 +1,169 @@
+// Benchmarks of the CPU ops with machine-limit references (docs/KERNELS.md):
+//   membw       streaming read of a 1 GiB buffer with 2 threads (the GEMV ceiling)
+//   fma_peak    register-only AVX-512 FMA loop, 1 and 2 threads (the GEMM ceiling)
+//   gemv/*      matmul n = 1, weights rotated over >= 1 GiB of copies so that nothing is
+//               served from the 480 MiB L3; bytes/s counts weight bytes
+//   gemm/*      matmul n = 64 / 128, FLOP/s = 2 n rows cols
+//   attention   decode (n_q = 1) over a long context; bytes/s counts K + V bytes
+// Common flags: --benchmark_min_time=0.5 --benchmark_repetitions=3
+#include <benchmark/benchmark.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "kernels/cpu_features.h"
+#include "kernels/ops.h"
+
+namespace tessera::bench {
+double fma_peak_avx512(int64_t iters, float* sink);
+}
+
+namespace tessera::kernels {
+namespace {
+
+constexpr int kThreads = 2;
+constexpr int64_t kGiB = int64_t{1} << 30;
+
+std::vector<float> rand_floats(int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> d(-1.0f, 1.0f);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+// Copies of one quantised W, together at least `total` bytes.
+struct WeightSet {
+  std::vector<std::vector<uint8_t>> copies;
+  WeightSet(DType t, int64_t rows, int64_t cols, int64_t total) {
+    const int64_t rb = dtype_row_bytes(t, cols);
+    std::vector<uint8_t> w(rows * rb);
+    const auto row = rand_floats(cols, 1);
+    for (int64_t r = 0; r < rows; ++r) quantize_row(t, row.data(), w.data() + r * rb, cols);
+    const int64_t n = std::max<int64_t>(1, (total + rows * rb - 1) / (rows * rb));
+    copies.assign(n, w);
+  }
+};
+
+void BM_membw(benchmark::State& state) {
+  const int64_t n = kGiB / sizeof(uint64_t);
+  std::vector<uint64_t> buf(n, 1);
+  ThreadPool pool(kThreads);
+  std::atomic<uint64_t> sink{0};
+  for (auto _ : state) {
+    pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
+      uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      for (int64_t i = b; i + 4 <= e; i += 4) {
+        s0 += buf[i], s1 += buf[i + 1], s2 += buf[i + 2], s3 += buf[i + 3];
+      }
+      sink += s0 + s1 + s2 + s3;
+    });
+  }
+  state.SetBytesProcessed(state.iterations() * kGiB);
+  benchmark::DoNotOptimize(sink.load());
+}
+BENCHMARK(BM_membw)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_fma_peak(benchmark::State& state) {
+  if (detected_isa() < Isa::kAvx512) return state.SkipWithError("no AVX-512");
+  const int threads = static_cast<int>(state.range(0));
+  ThreadPool pool(threads);
+  const int64_t iters = 1 << 22;
+  double flops = 0;
+  float sink[8];
+  for (auto _ : state) {
+    pool.parallel_for(threads, [&](int64_t b, int64_t, int) {
+      bench::fma_peak_avx512(iters, &sink[b]);
+    });
+    flops += static_cast<double>(iters) * 24 * 16 * 2 * threads;
+  }
+  state.counters["FLOP/s"] = benchmark::Counter(flops, benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_fma_peak)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void gemv(benchmark::State& state, DType t, int64_t rows, int64_t cols) {
+  WeightSet ws(t, rows, cols, kGiB);
+  ThreadPool pool(kThreads);
+  const auto x = rand_floats(cols, 2);
+  std::vector<float> y(rows);
+  size_t i = 0;
+  for (auto _ : state) {
+    const WeightMatrix w{t, rows, cols, ws.copies[i].data(), 0};
+    matmul(pool, w, x.data(), 1, y.data());
+    i = (i + 1) % ws.copies.size();
+  }
+  benchmark::DoNotOptimize(y.data());
+  state.SetBytesProcessed(state.iterations() * dtype_row_bytes(t, cols) * rows);
+}
+
+void gemm(benchmark::State& state, DType t, int64_t rows, int64_t cols) {
+  const int64_t n = state.range(0);
+  WeightSet ws(t, rows, cols, 0);
+  ThreadPool pool(kThreads);
+  const auto x = rand_floats(n * cols, 3);
+  std::vector<float> y(n * rows);
+  const WeightMatrix w{t, rows, cols, ws.copies[0].data(), 0};
+  for (auto _ : state) matmul(pool, w, x.data(), n, y.data());
+  state.counters["FLOP/s"] = benchmark::Counter(
+      static_cast<double>(state.iterations()) * 2.0 * n * rows * cols, benchmark::Counter::kIsRate);
+}
+
+#define GEMV_BENCH(name, dtype, rows, cols)                                                    \
+  void BM_gemv_##name(benchmark::State& s) { gemv(s, dtype, rows, cols); }                    \
+  BENCHMARK(BM_gemv_##name)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+GEMV_BENCH(F32_4096x4096, DType::kF32, 4096, 4096)
+GEMV_BENCH(F16_4096x4096, DType::kF16, 4096, 4096)
+GEMV_BENCH(BF16_4096x4096, DType::kBF16, 4096, 4096)
+GEMV_BENCH(Q8_0_11008x4096, DType::kQ8_0, 11008, 4096)
+GEMV_BENCH(Q4_0_11008x4096, DType::kQ4_0, 11008, 4096)
+GEMV_BENCH(Q4_1_11008x4096, DType::kQ4_1, 11008, 4096)
+GEMV_BENCH(Q8_0_4096x11008, DType::kQ8_0, 4096, 11008)
+GEMV_BENCH(Q4_0_4096x11008, DType::kQ4_0, 4096, 11008)
+
+#define GEMM_BENCH(name, dtype, rows, cols)                                                    \
+  void BM_gemm_##name(benchmark::State& s) { gemm(s, dtype, rows, cols); }                    \
+  BENCHMARK(BM_gemm_##name)->Arg(64)->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+GEMM_BENCH(F32_4096x4096, DType::kF32, 4096, 4096)
+GEMM_BENCH(Q8_0_4096x4096, DType::kQ8_0, 4096, 4096)
+GEMM_BENCH(Q4_0_4096x4096, DType::kQ4_0, 4096, 4096)
+
+// Decode attention: 32 query heads, 8 KV heads, head_dim 128, n_kv from the argument.
+void BM_attention_decode(benchmark::State& state) {
+  const int64_t n_kv = state.range(0), heads = 32, kv_heads = 8, hd = 128, block = 256;
+  const int64_t blocks = (n_kv + block - 1) / block;
+  const auto k = rand_floats(blocks * block * kv_heads * hd, 4);
+  const auto v = rand_floats(blocks * block * kv_heads * hd, 5);
+  const auto q = rand_floats(heads * hd, 6);
+  std::vector<const float*> kb, vb;
+  for (int64_t b = 0; b < blocks; ++b) {
+    kb.push_back(k.data() + b * block * kv_heads * hd);
+    vb.push_back(v.data() + b * block * kv_heads * hd);
+  }
+  std::vector<float> out(heads * hd), lse(heads);
+  AttentionArgs a;
+  a.q = q.data(), a.n_q = 1, a.n_heads = heads, a.n_kv_heads = kv_heads, a.head_dim = hd;
+  a.k_blocks = kb.data(), a.v_blocks = vb.data(), a.block_size = block, a.n_kv = n_kv;
+  a.q_pos0 = n_kv - 1, a.scale = 1.0f / std::sqrt(128.0f), a.out = out.data(), a.lse = lse.data();
+  ThreadPool pool(kThreads);
+  for (auto _ : state) attention(pool, a);
+  state.SetBytesProcessed(state.iterations() * 2 * n_kv * kv_heads * hd * sizeof(float));
+}
+BENCHMARK(BM_attention_decode)->Arg(4096)->Arg(32768)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+// Dispatch cost of an empty parallel_for (decode runs ~10 per layer per token).
+void BM_dispatch(benchmark::State& state) {
+  ThreadPool pool(kThreads);
+  std::atomic<int> x{0};
+  for (auto _ : state) {
+    pool.parallel_for(kThreads, [&](int64_t, int64_t, int) { x.fetch_add(1, std::memory_order_relaxed); });
+  }
+}
+BENCHMARK(BM_dispatch)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+}  // namespace
+}  // namespace tessera::kernels

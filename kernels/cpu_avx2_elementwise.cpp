@@ -1,0 +1,92 @@
+// AVX2 elementwise ops (8 lanes; tails through maskload/maskstore).
+#include <immintrin.h>
+
+#include "kernels/avx2_math.h"
+#include "kernels/isa_kernels.h"
+
+namespace tessera::kernels::avx2 {
+
+template <typename F>
+static inline void map_inplace(float* x, int64_t n, F f) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, f(_mm256_loadu_ps(x + i), i, _mm256_set1_epi32(-1)));
+  if (i < n) {
+    const __m256i m = lane_mask(n - i);
+    _mm256_maskstore_ps(x + i, m, f(_mm256_maskload_ps(x + i, m), i, m));
+  }
+}
+
+void silu(float* x, int64_t n) {
+  map_inplace(x, n, [](__m256 v, int64_t, __m256i) { return silu256(v); });
+}
+void gelu(float* x, int64_t n) {
+  map_inplace(x, n, [](__m256 v, int64_t, __m256i) { return gelu256(v); });
+}
+void silu_mul(float* g, const float* up, int64_t n) {
+  map_inplace(g, n, [up](__m256 v, int64_t i, __m256i m) {
+    return _mm256_mul_ps(silu256(v), _mm256_maskload_ps(up + i, m));
+  });
+}
+void gelu_mul(float* g, const float* up, int64_t n) {
+  map_inplace(g, n, [up](__m256 v, int64_t i, __m256i m) {
+    return _mm256_mul_ps(gelu256(v), _mm256_maskload_ps(up + i, m));
+  });
+}
+void add_inplace(float* y, const float* x, int64_t n) {
+  map_inplace(y, n, [x](__m256 v, int64_t i, __m256i m) {
+    return _mm256_add_ps(v, _mm256_maskload_ps(x + i, m));
+  });
+}
+
+void softmax(float* x, int64_t n_rows, int64_t n) {
+  for (int64_t r = 0; r < n_rows; ++r, x += n) {
+    float mx = -__builtin_inff();
+    int64_t i = 0;
+    __m256 vmax = _mm256_set1_ps(mx);
+    for (; i + 8 <= n; i += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(x + i));
+    mx = hmax(vmax);
+    for (; i < n; ++i) mx = x[i] > mx ? x[i] : mx;
+    const __m256 vm = _mm256_set1_ps(mx);
+    __m256 vsum = _mm256_setzero_ps();
+    for (i = 0; i + 8 <= n; i += 8) {
+      const __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm));
+      _mm256_storeu_ps(x + i, e);
+      vsum = _mm256_add_ps(vsum, e);
+    }
+    if (i < n) {
+      const __m256i m = lane_mask(n - i);
+      const __m256 e = _mm256_and_ps(exp256(_mm256_sub_ps(_mm256_maskload_ps(x + i, m), vm)),
+                                     _mm256_castsi256_ps(m));
+      _mm256_maskstore_ps(x + i, m, e);
+      vsum = _mm256_add_ps(vsum, e);
+    }
+    const __m256 inv = _mm256_set1_ps(1.0f / hsum(vsum));
+    map_inplace(x, n, [inv](__m256 v, int64_t, __m256i) { return _mm256_mul_ps(v, inv); });
+  }
+}
+
+void rmsnorm(const float* x, const float* w, float* out, int64_t n_rows, int64_t dim, float eps) {
+  for (int64_t r = 0; r < n_rows; ++r, x += dim, out += dim) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= dim; i += 16) {
+      const __m256 a = _mm256_loadu_ps(x + i), b = _mm256_loadu_ps(x + i + 8);
+      s0 = _mm256_fmadd_ps(a, a, s0);
+      s1 = _mm256_fmadd_ps(b, b, s1);
+    }
+    float ss = hsum(_mm256_add_ps(s0, s1));
+    for (; i < dim; ++i) ss += x[i] * x[i];
+    const float inv = 1.0f / __builtin_sqrtf(ss / static_cast<float>(dim) + eps);
+    const __m256 vinv = _mm256_set1_ps(inv);
+    for (i = 0; i + 8 <= dim; i += 8) {
+      _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vinv),
+                                              _mm256_loadu_ps(w + i)));
+    }
+    for (; i < dim; ++i) out[i] = x[i] * inv * w[i];
+  }
+}
+
+// Attention on AVX2 runs the reference path (see ops.cpp); no task kernel here yet.
+void attention_task(const AttentionArgs&, int64_t, int64_t, int64_t, float*) { __builtin_trap(); }
+
+}  // namespace tessera::kernels::avx2

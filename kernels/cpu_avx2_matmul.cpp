@@ -1,0 +1,315 @@
+// AVX2 + FMA + F16C matmul: GEMV per weight dtype (int8 maddubs for the block formats)
+// and the packed GEMM with a 6 x 16 ymm micro-kernel. Same structure as
+// cpu_avx512_matmul.cpp; only called when active_isa() >= kAvx2.
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "kernels/avx2_math.h"
+#include "kernels/fp16.h"
+#include "kernels/isa_kernels.h"
+
+namespace tessera::kernels::avx2 {
+namespace {
+
+int64_t row_stride(const WeightMatrix& w) {
+  return w.row_stride ? w.row_stride : dtype_row_bytes(w.dtype, w.cols);
+}
+
+template <DType T>
+inline __m256 load8(const char* row, int64_t k) {
+  if constexpr (T == DType::kF32) {
+    return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + k);
+  } else if constexpr (T == DType::kF16) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * k)));
+  } else {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * k));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+}
+
+template <DType T>
+inline float load1(const char* row, int64_t k) {
+  if constexpr (T == DType::kF32) {
+    return reinterpret_cast<const float*>(row)[k];
+  } else {
+    uint16_t h;
+    std::memcpy(&h, row + 2 * k, 2);
+    return T == DType::kF16 ? f16_to_f32(h) : bf16_to_f32(h);
+  }
+}
+
+template <DType T, int NT, int R>
+void gemv_tile(const char* w0, int64_t rs, const float* x, int64_t xs, int64_t K, float* out) {
+  __m256 acc[NT][R];
+  for (int t = 0; t < NT; ++t)
+    for (int i = 0; i < R; ++i) acc[t][i] = _mm256_setzero_ps();
+  int64_t k = 0;
+  for (; k + 8 <= K; k += 8) {
+    __m256 xv[NT];
+    for (int t = 0; t < NT; ++t) xv[t] = _mm256_loadu_ps(x + t * xs + k);
+    for (int i = 0; i < R; ++i) {
+      const __m256 wv = load8<T>(w0 + i * rs, k);
+      for (int t = 0; t < NT; ++t) acc[t][i] = _mm256_fmadd_ps(wv, xv[t], acc[t][i]);
+    }
+  }
+  for (int t = 0; t < NT; ++t) {
+    for (int i = 0; i < R; ++i) {
+      float s = hsum(acc[t][i]);
+      for (int64_t kk = k; kk < K; ++kk) s += load1<T>(w0 + i * rs, kk) * x[t * xs + kk];
+      out[t * R + i] = s;
+    }
+  }
+}
+
+template <DType T, int NT>
+void gemv_float_tokens(const WeightMatrix& w, const float* x, int64_t xs, float* y, int64_t ys,
+                       int64_t r0, int64_t r1) {
+  constexpr int R = 4;
+  const int64_t rs = row_stride(w);
+  const char* base = static_cast<const char*>(w.data);
+  float out[NT * R];
+  int64_t r = r0;
+  for (; r + R <= r1; r += R) {
+    gemv_tile<T, NT, R>(base + r * rs, rs, x, xs, w.cols, out);
+    for (int t = 0; t < NT; ++t)
+      for (int i = 0; i < R; ++i) y[t * ys + r + i] = out[t * R + i];
+  }
+  for (; r < r1; ++r) {
+    gemv_tile<T, NT, 1>(base + r * rs, rs, x, xs, w.cols, out);
+    for (int t = 0; t < NT; ++t) y[t * ys + r] = out[t];
+  }
+}
+
+template <DType T>
+void gemv_float_t(const WeightMatrix& w, const float* x, int64_t n, int64_t xs, float* y,
+                  int64_t ys, int64_t r0, int64_t r1) {
+  int64_t t = 0;
+  for (; t + 2 <= n; t += 2) gemv_float_tokens<T, 2>(w, x + t * xs, xs, y + t * ys, ys, r0, r1);
+  if (t < n) gemv_float_tokens<T, 1>(w, x + t * xs, xs, y + t * ys, ys, r0, r1);
+}
+
+template <DType T> struct QBlock;
+template <> struct QBlock<DType::kQ8_0> { using type = BlockQ8_0; };
+template <> struct QBlock<DType::kQ4_0> { using type = BlockQ4_0; };
+template <> struct QBlock<DType::kQ4_1> { using type = BlockQ4_1; };
+
+// Integer dot of one block as 8 int32 lane sums (lane l: elements 4l..4l+3).
+template <DType T>
+inline __m256i block_dot(const typename QBlock<T>::type* b, __m256i xq, __m256i corr) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  if constexpr (T == DType::kQ8_0) {
+    // maddubs is u8 x s8: move x's sign onto w (|x| <= 127, so no saturation).
+    const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qs));
+    const __m256i ax = _mm256_sign_epi8(xq, xq);
+    const __m256i sw = _mm256_sign_epi8(w, xq);
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sw), ones);
+  } else {
+    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b->qs));
+    const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0f));
+    const __m256i d = _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones);  // <= 15*127*2 per pair
+    if constexpr (T == DType::kQ4_0) return _mm256_add_epi32(d, corr);
+    return d;
+  }
+}
+
+template <DType T, int R>
+void gemv_q_tile(const char* w0, int64_t rs, const QActBlock* xb, const float* xd, int64_t nb,
+                 float* out) {
+  using B = typename QBlock<T>::type;
+  __m256 acc[R];
+  for (int i = 0; i < R; ++i) acc[i] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const __m256i xq = _mm256_load_si256(reinterpret_cast<const __m256i*>(xb[b].q));
+    const __m256i corr = _mm256_load_si256(reinterpret_cast<const __m256i*>(xb[b].corr));
+    const __m256 dx = _mm256_set1_ps(xd[b]);
+    for (int i = 0; i < R; ++i) {
+      const B* blk = reinterpret_cast<const B*>(w0 + i * rs) + b;
+      const __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(block_dot<T>(blk, xq, corr)), dx);
+      acc[i] = _mm256_fmadd_ps(f, _mm256_set1_ps(_cvtsh_ss(blk->d)), acc[i]);
+      if constexpr (T == DType::kQ4_1) {
+        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(blk->m)), _mm256_castsi256_ps(corr), acc[i]);
+      }
+    }
+  }
+  for (int i = 0; i < R; ++i) out[i] = hsum(acc[i]);
+}
+
+template <DType T>
+void gemv_quant_t(const WeightMatrix& w, const QActBlock* xb, const float* xd, float* y,
+                  int64_t r0, int64_t r1) {
+  constexpr int R = 4;
+  const int64_t rs = row_stride(w);
+  const int64_t nb = w.cols / kQuantBlock;
+  const char* base = static_cast<const char*>(w.data);
+  int64_t r = r0;
+  for (; r + R <= r1; r += R) gemv_q_tile<T, R>(base + r * rs, rs, xb, xd, nb, y + r);
+  for (; r < r1; ++r) gemv_q_tile<T, 1>(base + r * rs, rs, xb, xd, nb, y + r);
+}
+
+// 6 W rows x 16 tokens (2 ymm): 12 accumulators + 2 x + 1 broadcast of 16 registers.
+template <int MR>
+void gemm_kernel(const float* wt, const float* xp, int64_t kc, float* out /*[MR][16]*/) {
+  __m256 acc[MR][2];
+  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m256 x0 = _mm256_load_ps(xp + k * kGemmTokens);
+    const __m256 x1 = _mm256_load_ps(xp + k * kGemmTokens + 8);
+    for (int i = 0; i < MR; ++i) {
+      const __m256 wb = _mm256_broadcast_ss(wt + i * kGemmKc + k);
+      acc[i][0] = _mm256_fmadd_ps(wb, x0, acc[i][0]);
+      acc[i][1] = _mm256_fmadd_ps(wb, x1, acc[i][1]);
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    _mm256_storeu_ps(out + i * 16, acc[i][0]);
+    _mm256_storeu_ps(out + i * 16 + 8, acc[i][1]);
+  }
+}
+constexpr int kMr = 6;
+using GemmKernel = void (*)(const float*, const float*, int64_t, float*);
+constexpr GemmKernel kKernels[kMr] = {gemm_kernel<1>, gemm_kernel<2>, gemm_kernel<3>,
+                                      gemm_kernel<4>, gemm_kernel<5>, gemm_kernel<6>};
+
+}  // namespace
+
+void gemv_float(const WeightMatrix& w, const float* x, int64_t n, int64_t xs, float* y,
+                int64_t ys, int64_t r0, int64_t r1) {
+  switch (w.dtype) {
+    case DType::kF32: return gemv_float_t<DType::kF32>(w, x, n, xs, y, ys, r0, r1);
+    case DType::kF16: return gemv_float_t<DType::kF16>(w, x, n, xs, y, ys, r0, r1);
+    case DType::kBF16: return gemv_float_t<DType::kBF16>(w, x, n, xs, y, ys, r0, r1);
+    default: __builtin_trap();
+  }
+}
+
+// Scalar: one pass over one activation row per call, negligible next to the GEMV.
+void quantize_acts(DType wt, const float* x, int64_t cols, QActBlock* blocks, float* d) {
+  for (int64_t b = 0; b < cols / kQuantBlock; ++b, x += kQuantBlock) {
+    float amax = 0.0f;
+    for (int j = 0; j < 32; ++j) amax = std::fabs(x[j]) > amax ? std::fabs(x[j]) : amax;
+    const float db = amax / 127.0f;
+    const float id = db != 0.0f ? 1.0f / db : 0.0f;
+    d[b] = db;
+    for (int j = 0; j < 32; ++j) blocks[b].q[j] = static_cast<int8_t>(std::nearbyint(x[j] * id));
+    for (int l = 0; l < 8; ++l) {
+      const int32_t s = blocks[b].q[4 * l] + blocks[b].q[4 * l + 1] + blocks[b].q[4 * l + 2] +
+                        blocks[b].q[4 * l + 3];
+      if (wt == DType::kQ8_0) {
+        blocks[b].corr[l] = -128 * s;
+      } else if (wt == DType::kQ4_0) {
+        blocks[b].corr[l] = -8 * s;
+      } else {
+        const float f = db * static_cast<float>(s);
+        std::memcpy(&blocks[b].corr[l], &f, 4);
+      }
+    }
+  }
+}
+
+void gemv_quant(const WeightMatrix& w, const QActBlock* xb, const float* xd, float* y, int64_t r0,
+                int64_t r1) {
+  switch (w.dtype) {
+    case DType::kQ8_0: return gemv_quant_t<DType::kQ8_0>(w, xb, xd, y, r0, r1);
+    case DType::kQ4_0: return gemv_quant_t<DType::kQ4_0>(w, xb, xd, y, r0, r1);
+    case DType::kQ4_1: return gemv_quant_t<DType::kQ4_1>(w, xb, xd, y, r0, r1);
+    default: __builtin_trap();
+  }
+}
+
+void gemm_pack_x(const float* x, int64_t n, int64_t xs, int64_t cols, float* xp) {
+  const int64_t groups = (n + kGemmTokens - 1) / kGemmTokens;
+  for (int64_t g = 0; g < groups; ++g) {
+    float* dst = xp + g * cols * kGemmTokens;
+    const int64_t t0 = g * kGemmTokens;
+    const int64_t nt = n - t0 < kGemmTokens ? n - t0 : kGemmTokens;
+    if (nt < kGemmTokens) std::memset(dst, 0, cols * kGemmTokens * sizeof(float));
+    for (int64_t t = 0; t < nt; ++t) {
+      const float* src = x + (t0 + t) * xs;
+      for (int64_t k = 0; k < cols; ++k) dst[k * kGemmTokens + t] = src[k];
+    }
+  }
+}
+
+void dequantize_row(DType t, const void* src, float* out, int64_t n) {
+  const char* s = static_cast<const char*>(src);
+  switch (t) {
+    case DType::kF32:
+      std::memcpy(out, s, n * sizeof(float));
+      return;
+    case DType::kF16:
+    case DType::kBF16: {
+      int64_t k = 0;
+      for (; k + 8 <= n; k += 8) {
+        _mm256_storeu_ps(out + k, t == DType::kF16 ? load8<DType::kF16>(s, k) : load8<DType::kBF16>(s, k));
+      }
+      for (; k < n; ++k) out[k] = t == DType::kF16 ? load1<DType::kF16>(s, k) : load1<DType::kBF16>(s, k);
+      return;
+    }
+    case DType::kQ8_0: {
+      const auto* b = reinterpret_cast<const BlockQ8_0*>(s);
+      for (int64_t j = 0; j < n / 32; ++j) {
+        const float d = _cvtsh_ss(b[j].d);
+        for (int i = 0; i < 32; ++i) out[32 * j + i] = d * b[j].qs[i];
+      }
+      return;
+    }
+    case DType::kQ4_0:
+    case DType::kQ4_1: {
+      const bool q41 = t == DType::kQ4_1;
+      const int64_t bb = dtype_block_bytes(t);
+      for (int64_t j = 0; j < n / 32; ++j) {
+        const char* blk = s + j * bb;
+        uint16_t dh, mh = 0;
+        std::memcpy(&dh, blk, 2);
+        if (q41) std::memcpy(&mh, blk + 2, 2);
+        const float d = _cvtsh_ss(dh);
+        const float m = q41 ? _cvtsh_ss(mh) : -8.0f * d;
+        const auto* qs = reinterpret_cast<const uint8_t*>(blk + (q41 ? 4 : 2));
+        for (int i = 0; i < 16; ++i) {
+          out[32 * j + i] = d * (qs[i] & 0x0f) + m;
+          out[32 * j + i + 16] = d * (qs[i] >> 4) + m;
+        }
+      }
+      return;
+    }
+    default: __builtin_trap();
+  }
+}
+
+void gemm_rows(const WeightMatrix& w, const float* xp, int64_t n, float* y, int64_t ys,
+               int64_t r0, int64_t r1, float* scratch) {
+  const int64_t rs = row_stride(w);
+  const char* base = static_cast<const char*>(w.data);
+  const int64_t K = w.cols;
+  const int64_t groups = (n + kGemmTokens - 1) / kGemmTokens;
+  const int64_t be = dtype_block_elems(w.dtype), bb = dtype_block_bytes(w.dtype);
+  alignas(32) float out[kMr * 16];
+  for (int64_t k0 = 0; k0 < K; k0 += kGemmKc) {
+    const int64_t kc = K - k0 < kGemmKc ? K - k0 : kGemmKc;
+    for (int64_t r = r0; r < r1; r += kMr) {
+      const int mr = static_cast<int>(r1 - r < kMr ? r1 - r : kMr);
+      for (int i = 0; i < mr; ++i) dequantize_row(w.dtype, base + (r + i) * rs + k0 / be * bb, scratch + i * kGemmKc, kc);
+      for (int64_t g = 0; g < groups; ++g) {
+        for (int64_t half = 0; half < 2; ++half) {
+          const int64_t t0 = g * kGemmTokens + 16 * half;
+          if (t0 >= n) break;
+          const int64_t nt = n - t0 < 16 ? n - t0 : 16;
+          kKernels[mr - 1](scratch, xp + g * K * kGemmTokens + k0 * kGemmTokens + 16 * half, kc, out);
+          for (int i = 0; i < mr; ++i) {
+            float* yr = y + t0 * ys + r + i;
+            const float* o = out + i * 16;
+            if (k0 == 0) {
+              for (int64_t t = 0; t < nt; ++t) yr[t * ys] = o[t];
+            } else {
+              for (int64_t t = 0; t < nt; ++t) yr[t * ys] += o[t];
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace tessera::kernels::avx2
