@@ -31,7 +31,9 @@ int check_cases(const Tokenizer& tok, const std::string& stem, bool check_round_
       ADD_FAILURE() << stem << " case " << i << " \"" << cases[i].text << "\"\n  got     "
                     << ids_str(ids) << "\n  expected" << ids_str(cases[i].ids);
     }
-    if (check_round_trip) EXPECT_EQ(tok.decode(ids), cases[i].text) << stem << " case " << i;
+    if (check_round_trip) {
+      EXPECT_EQ(tok.decode(ids), cases[i].text) << stem << " case " << i;
+    }
   }
   return bad;
 }
