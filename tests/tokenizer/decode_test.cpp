@@ -161,3 +161,35 @@ TEST(TokenizerDecode, HfTokenizerJsonLlama3) {
 
 }  // namespace
 }  // namespace tessera
+
+namespace tessera {
+namespace {
+
+// A SentencePiece-style tokenizer.json (Llama 2 "fast" layout): merge rank decides,
+// "▁" prefix from the normalizer, byte fallback for unknown characters.
+TEST(TokenizerDecode, HfTokenizerJsonSentencePieceStyle) {
+  std::string path = ::testing::TempDir();
+  path += "/spm_tokenizer.json";
+  std::ofstream(path) << R"({
+    "added_tokens": [{"id": 1, "content": "<s>", "special": true},
+                     {"id": 2, "content": "</s>", "special": true}],
+    "normalizer": {"type": "Sequence", "normalizers": [
+        {"type": "Prepend", "prepend": "▁"}, {"type": "Replace", "pattern": {"String": " "}, "content": "▁"}]},
+    "pre_tokenizer": null,
+    "decoder": {"type": "Sequence", "decoders": [{"type": "ByteFallback"}, {"type": "Fuse"}]},
+    "model": {"type": "BPE", "byte_fallback": true, "unk_token": "<unk>",
+      "vocab": {"<unk>": 0, "<s>": 1, "</s>": 2, "<0xC3>": 3, "<0xA9>": 4,
+                "▁": 5, "a": 6, "b": 7, "ab": 8, "▁ab": 9, "▁a": 10},
+      "merges": ["a b", "▁ ab", "▁ a"]}})";
+  auto tok = Tokenizer::create(load_hf_tokenizer_json(path));
+  EXPECT_EQ(tok->bos_id(), 1);
+  EXPECT_EQ(tok->eos_id(), 2);
+  EXPECT_EQ(tok->unk_id(), 0);
+  // "▁ab▁a▁é": ab (rank 0) before ▁ab (rank 1); é has no piece -> bytes.
+  EXPECT_EQ(tok->encode("ab a é"), (std::vector<int32_t>{1, 9, 10, 5, 3, 4}));
+  EXPECT_EQ(tok->decode(tok->encode("ab a é")), "ab a é");
+  std::remove(path.c_str());
+}
+
+}  // namespace
+}  // namespace tessera
