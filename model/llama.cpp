@@ -67,7 +67,9 @@ void LlamaModel::forward(std::span<const ForwardSequence> batch, KvCache& cache,
     ffn_block(l);
   }
 
-  // Final norm and LM head, only on the rows whose logits are wanted.
+  // Final norm and LM head, only on the rows whose logits are wanted (none for a
+  // prefill chunk that does not end its prompt).
+  if (n_out == 0) return;
   int64_t row = 0, src = 0;
   for (const ForwardSequence& s : batch) {
     const int64_t n = static_cast<int64_t>(s.tokens.size());

@@ -58,6 +58,8 @@ std::string generate_like_llama2c(const std::string& model, const std::string& p
   return out;
 }
 
+void PrintTo(const Case& c, std::ostream* os) { *os << c.model << " -> " << c.reference; }
+
 class Stories260K : public ::testing::TestWithParam<Case> {};
 
 TEST_P(Stories260K, ReproducesPublishedText) {
