@@ -56,9 +56,10 @@ def synthetic_vocab():
         add(f"<0x{b:02X}>", 0.0, T.BYTE)
     pieces = ["\u2581"] + ["\u2581" + c for c in "abcdefghijklmnopqrstuvwxyz"] \
         + list("abcdefghijklmnopqrstuvwxyz") \
-        + ["\u2581the", "\u2581and", "\u2581of", "in", "er", "th", "on", "re"]
+        + ["th", "\u2581th", "\u2581the", "in", "er", "an", "\u2581an", "\u2581and"]
     assert len(pieces) == 61 and len(set(pieces)) == 61
-    # SentencePiece-like scores: longer / more frequent pieces get higher (less negative) scores
+    # SentencePiece-BPE-like scores (merge priority: higher merges first). Every multi-char piece is
+    # reachable by pairwise merges of existing pieces (e.g. ▁t+h -> ▁th, ▁th+e -> ▁the).
     for i, p in enumerate(pieces):
         s = -float(i) if len(p) > 1 else -100.0 - i
         add(p, s, T.NORMAL)
@@ -126,9 +127,28 @@ def rope_adjacent(x, pos, theta, n_rot):
     return y
 
 
-def reference_forward(W: dict, hp: dict, tokens: list[int]) -> np.ndarray:
-    """float64 forward of the llama graph from (dequantised) weights; returns logits [T, V]."""
+def act_rounding(dtype: str):
+    """Emulates what llama.cpp's CPU backend does to the activation operand of a weight matmul
+    (vec_dot_type): F32 -> nothing, F16/BF16 -> round to that type, quantised -> Q8_0 (Q4_1's
+    Q8_1 has the same quantised values)."""
+    if dtype == "f32":
+        return None
+    if dtype == "f16":
+        return lambda x: x.astype(np.float32).astype(np.float16).astype(np.float64)
+    if dtype == "bf16":
+        return lambda x: gguf.quants.dequantize(gguf.quants.quantize(x.astype(np.float32), QT.BF16),
+                                                QT.BF16).astype(np.float64)
+    return lambda x: gguf.quants.dequantize(gguf.quants.quantize(x.astype(np.float32), QT.Q8_0),
+                                            QT.Q8_0).astype(np.float64).reshape(x.shape)
+
+
+def reference_forward(W: dict, hp: dict, tokens: list[int], act=None) -> np.ndarray:
+    """float64 forward of the llama graph from (dequantised) weights; returns logits [T, V].
+    act: optional function applied to the activation operand of every weight matmul (see
+    act_rounding) to emulate llama.cpp's activation conversion."""
     f = lambda k: W[k].astype(np.float64)
+    if act is None:
+        act = lambda x: x
     T = len(tokens)
     H, KV, D = hp["n_head"], hp["n_head_kv"], hp["head_dim"]
     eps, theta = hp["eps"], hp["rope_theta"]
@@ -137,7 +157,7 @@ def reference_forward(W: dict, hp: dict, tokens: list[int]) -> np.ndarray:
     mask = np.triu(np.full((T, T), -np.inf), 1)
     for l in range(hp["n_layer"]):
         p = f"blk.{l}."
-        h = _rms(x, f(p + "attn_norm.weight"), eps)
+        h = act(_rms(x, f(p + "attn_norm.weight"), eps))
         q = (h @ f(p + "attn_q.weight").T).reshape(T, H, D)
         k = (h @ f(p + "attn_k.weight").T).reshape(T, KV, D)
         v = (h @ f(p + "attn_v.weight").T).reshape(T, KV, D)
@@ -149,11 +169,38 @@ def reference_forward(W: dict, hp: dict, tokens: list[int]) -> np.ndarray:
             sc = np.exp(sc - sc.max(-1, keepdims=True))
             sc /= sc.sum(-1, keepdims=True)
             o[:, hh, :] = sc @ v[:, kh, :]
-        x = x + o.reshape(T, H * D) @ f(p + "attn_output.weight").T
-        h = _rms(x, f(p + "ffn_norm.weight"), eps)
+        x = x + act(o.reshape(T, H * D)) @ f(p + "attn_output.weight").T
+        h = act(_rms(x, f(p + "ffn_norm.weight"), eps))
         a = h @ f(p + "ffn_gate.weight").T
         b = h @ f(p + "ffn_up.weight").T
-        x = x + ((a / (1 + np.exp(-a))) * b) @ f(p + "ffn_down.weight").T
-    x = _rms(x, f("output_norm.weight"), eps)
+        x = x + act((a / (1 + np.exp(-a))) * b) @ f(p + "ffn_down.weight").T
+    x = act(_rms(x, f("output_norm.weight"), eps))
     out = W.get("output.weight", W["token_embd.weight"]).astype(np.float64)
     return x @ out.T
+
+
+# ---------------------------------------------------------------- llama.cpp helpers
+def open_llama(model_path: str, use_extra_bufts: bool = False, **kw):
+    """llama_cpp.Llama(model_path, **kw), optionally with llama_model_params.use_extra_bufts off.
+
+    use_extra_bufts=False disables llama.cpp's CPU "extra" buffer types (weight repacking such as
+    Q4_0 -> Q4_0x8 and the Intel AMX backend), so matmuls run through the plain ggml-cpu
+    vec_dot path. Needed for goldens: with llama-cpp-python 0.3.36 on an AMX-capable Xeon
+    the AMX mul_mat segfaults on the tiny (n_embd 64) quantised models, and the plain path is
+    the portable reference anyway.
+    """
+    import llama_cpp.llama_cpp as LL
+    from llama_cpp import Llama
+
+    orig = LL.llama_model_default_params
+
+    def patched():
+        p = orig()
+        p.use_extra_bufts = use_extra_bufts
+        return p
+
+    LL.llama_model_default_params = patched
+    try:
+        return Llama(model_path=model_path, **kw)
+    finally:
+        LL.llama_model_default_params = orig

@@ -18,6 +18,8 @@ Weights are written directly in GGUF layout: llama.cpp's llama arch uses adjacen
 
 Goldens: llama-cpp-python, Llama(model_path, logits_all=True, n_ctx=64, n_threads=2, seed=0,
 n_batch=64, flash_attn=False, type_k=type_v=F32 (KV cache in f32, llama.cpp's default is f16)),
+with llama_model_params.use_extra_bufts=False (no weight repacking / AMX: plain ggml-cpu path;
+the AMX path segfaults on these tiny models on AMX-capable Xeons),
 eval(16 tokens), scores -> logits; then 8 greedy tokens (argmax, KV-cached, one token per eval).
 
 Run (after `bash tools/setup_venv.sh`):
@@ -34,7 +36,7 @@ import numpy as np
 import gguf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gguf_common import DTYPES, add_weight, add_synthetic_tokenizer, reference_forward  # noqa: E402
+from gguf_common import DTYPES, add_weight, add_synthetic_tokenizer, open_llama, reference_forward, act_rounding  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SEED = 4321
@@ -42,14 +44,17 @@ HP = dict(n_vocab=320, n_embd=64, n_ff=160, n_layer=2, n_head=8, n_head_kv=4, he
           n_ctx_train=256, eps=1e-5, rope_theta=10000.0)
 N_PROMPT = 16
 N_GREEDY = 8
+TOK_TEXT = "the cat and Zoé!"  # exercises merges and byte fallback (Z, é, !)
 
 QUANT_NOTE = (
-    "llama.cpp's CPU backend converts the activations to the weight type's vec_dot type before "
-    "each matmul: Q8_0/Q4_0/Q4_1 weights -> activations quantised to Q8_0 (Q4_1: Q8_1) per 32-block; "
-    "F16 weights -> activations rounded to F16; BF16 weights -> activations rounded to BF16. Only F32 "
-    "is a float32 x float32 matmul. An implementation that dequantises weights and multiplies with "
-    "float32 activations will therefore differ from these logits by more than rounding noise for the "
-    "non-F32 types: use looser tolerances (see ref_vs_llamacpp_max_abs_diff for the scale)."
+    "llama.cpp's CPU backend converts the activation operand of each weight matmul to the weight "
+    "type's vec_dot type: Q8_0/Q4_0 -> activations quantised to Q8_0 per 32-block, Q4_1 -> Q8_1 "
+    "(same values, plus s = fp16(d*sum(q)) per block), F16 -> activations rounded to F16, BF16 -> "
+    "rounded to BF16. Only F32 is a float32 x float32 matmul. An implementation that dequantises "
+    "weights and multiplies with float32 activations differs from these logits by "
+    "ref_vs_llamacpp_max_abs_diff (up to ~1 logit for the 4/8-bit types here): use looser tolerances, "
+    "or compare greedy tokens/top-k. ref_act_emulated_vs_llamacpp_max_abs_diff is the residual "
+    "after emulating the activation rounding in the float64 reference (tools/gguf_common.act_rounding)."
 )
 
 
@@ -117,9 +122,8 @@ def make_tokens(seed: int) -> list[int]:
 
 def llamacpp_golden(path: Path, tokens: list[int]):
     import llama_cpp
-    from llama_cpp import Llama
 
-    llm = Llama(model_path=str(path), logits_all=True, n_ctx=64, n_batch=64, n_ubatch=64,
+    llm = open_llama(str(path), use_extra_bufts=False, logits_all=True, n_ctx=64, n_batch=64, n_ubatch=64,
                 n_threads=2, n_threads_batch=2, seed=0, verbose=False, flash_attn=False,
                 type_k=llama_cpp.GGML_TYPE_F32, type_v=llama_cpp.GGML_TYPE_F32)
     assert llm.n_vocab() == HP["n_vocab"]
@@ -133,7 +137,7 @@ def llamacpp_golden(path: Path, tokens: list[int]):
         llm.eval([nxt])
         nxt = int(np.argmax(llm.scores[llm.n_tokens - 1]))
     # sanity: tokenizer of the synthetic vocab loads and works
-    tok_check = llm.tokenize(b"the cat", add_bos=True)
+    tok_check = llm.tokenize(TOK_TEXT.encode("utf-8"), add_bos=True)
     del llm
     return logits, greedy, tok_check
 
@@ -163,6 +167,8 @@ def main():
         logits, greedy, tok_check = llamacpp_golden(path, tokens)
         ref = reference_forward(stored, HP, tokens)
         diff = float(np.abs(ref - logits).max())
+        ref_act = reference_forward(stored, HP, tokens, act=act_rounding(dtype))
+        diff_act = float(np.abs(ref_act - logits).max())
         ref_greedy0 = int(np.argmax(ref[-1]))
         logits.astype("<f4").tofile(a.out / f"logits_{dtype}.f32")
         g = {
@@ -177,6 +183,7 @@ def main():
                          "numpy": np.__version__},
             "llama_cpp_settings": {"logits_all": True, "n_ctx": 64, "n_batch": 64, "n_threads": 2,
                                    "seed": 0, "flash_attn": False, "type_k": "F32", "type_v": "F32",
+                                   "use_extra_bufts": False,
                                    "prompt_eval": "single batch of all 16 tokens"},
             "tokens": tokens,
             "logits": {"file": f"logits_{dtype}.f32", "dtype": "float32", "byte_order": "little",
@@ -185,15 +192,16 @@ def main():
             "greedy": {"method": "argmax of last logits, then eval one token at a time (KV cache)",
                        "n": N_GREEDY, "tokens": greedy},
             "ref_vs_llamacpp_max_abs_diff": diff,
+            "ref_act_emulated_vs_llamacpp_max_abs_diff": diff_act,
             "ref_note": "float64 numpy forward (tools/gguf_common.reference_forward) on the dequantised "
                         "stored weights with float activations; logits absmax "
                         f"{float(np.abs(ref).max()):.3f}",
             "quantization_note": QUANT_NOTE,
-            "tokenizer_check": {"text": "the cat", "add_bos": True, "llama_cpp_ids": tok_check},
+            "tokenizer_check": {"text": TOK_TEXT, "add_bos": True, "llama_cpp_ids": tok_check},
         }
         (a.out / f"golden_{dtype}.json").write_text(json.dumps(g, indent=1) + "\n")
         print(f"[{dtype}] {path.stat().st_size} bytes, greedy={greedy}, |ref-llama.cpp|max={diff:.3g}, "
-              f"ref argmax(last)={ref_greedy0}, tok('the cat')={tok_check}")
+              f"|ref(act emulated)-llama.cpp|max={diff_act:.3g}, ref argmax(last)={ref_greedy0}, tok(TOK_TEXT)={tok_check}")
 
 
 def _gguf_version():
