@@ -204,3 +204,12 @@ def open_llama(model_path: str, use_extra_bufts: bool = False, **kw):
         return Llama(model_path=model_path, **kw)
     finally:
         LL.llama_model_default_params = orig
+
+
+def last_logits(llm) -> np.ndarray:
+    """Logits of the last token of the most recent llm.eval() (copy, float32).
+    Works with logits_all=False, where llama-cpp-python 0.3.x no longer fills llm.scores."""
+    import llama_cpp
+
+    ptr = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)
+    return np.ctypeslib.as_array(ptr, shape=(llm.n_vocab(),)).astype(np.float32).copy()

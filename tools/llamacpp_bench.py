@@ -22,7 +22,9 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -39,17 +41,21 @@ def main():
     ap.add_argument("--prompt-tokens", type=int, default=128)
     ap.add_argument("--gen-tokens", type=int, default=64)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--no-extra-bufts", action="store_true",
+                    help="disable llama.cpp CPU weight repacking / AMX (use_extra_bufts=False)")
     ap.add_argument("--kv-f32", action="store_true", help="KV cache in F32 (llama.cpp default: F16)")
     a = ap.parse_args()
 
     import llama_cpp
-    from llama_cpp import Llama
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from gguf_common import last_logits, open_llama
 
     P, G = a.prompt_tokens, a.gen_tokens
     kw = {}
     if a.kv_f32:
         kw.update(type_k=llama_cpp.GGML_TYPE_F32, type_v=llama_cpp.GGML_TYPE_F32)
-    llm = Llama(model_path=a.model, n_ctx=P + G + 8, n_batch=max(P, 8), n_ubatch=max(P, 8),
+    llm = open_llama(a.model, use_extra_bufts=not a.no_extra_bufts, n_ctx=P + G + 8, n_batch=max(P, 8), n_ubatch=max(P, 8),
                 n_threads=a.threads, n_threads_batch=a.threads, seed=0, verbose=False,
                 logits_all=False, flash_attn=False, **kw)
     add_bos = llm._model.add_bos_token() if hasattr(llm._model, "add_bos_token") else True
@@ -67,12 +73,12 @@ def main():
         llm.eval(prompt)
         t1 = time.perf_counter()
         out = []
-        tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        tok = int(np.argmax(last_logits(llm)))
         t2 = time.perf_counter()
         for _ in range(G):
             out.append(tok)
             llm.eval([tok])
-            tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+            tok = int(np.argmax(last_logits(llm)))
         t3 = time.perf_counter()
         perf = llama_cpp.llama_perf_context(ctx)
         if rep == 0:
@@ -95,6 +101,7 @@ def main():
         "gen_tokens": G,
         "reps": a.reps,
         "kv_cache": "f32" if a.kv_f32 else "f16",
+        "use_extra_bufts": not a.no_extra_bufts,
         "prefill_tok_s": round(med("prefill_tok_s"), 2),
         "decode_tok_s": round(med("decode_tok_s"), 2),
         "wall_prefill_tok_s": round(med("wall_prefill_tok_s"), 2),

