@@ -18,10 +18,10 @@ class WeightBinder {
   kernels::WeightMatrix matrix(TensorRole role, int64_t layer, int64_t rows, int64_t cols) {
     const std::string name = tensor_name(naming_, role, layer);
     const checkpoint::TensorInfo& t = ck_.info(name);
+    const DType dt = t.dtype();  // an unusable dtype is the more useful error
     TESSERA_REQUIRE(t.shape.size() == 2 && t.shape[0] == rows && t.shape[1] == cols, ErrorKind::kInvalidInput,
                     t.file, ": tensor ", name, " has shape ", t.shape_string(), ", expected [", rows, ", ", cols,
                     "] (at offset ", t.offset, ")");
-    const DType dt = t.dtype();
     TESSERA_REQUIRE(dt != DType::kI32, ErrorKind::kUnsupported, t.file, ": tensor ", name,
                     " is an integer tensor; weights must be F32, F16, BF16, Q8_0, Q4_0 or Q4_1");
     TESSERA_REQUIRE(cols % dtype_block_elems(dt) == 0, ErrorKind::kInvalidInput, t.file, ": tensor ", name,
