@@ -1,5 +1,6 @@
 #include "checkpoint/gguf_metadata.h"
 
+#include <cmath>
 #include <cstring>
 #include <limits>
 
@@ -216,7 +217,12 @@ double GgufMetadata::get_f64(std::string_view key) const {
   return require(key, v.type == GgufType::kF32 || v.type == GgufType::kF64, v, "f32 or f64").f;
 }
 float GgufMetadata::get_f32(std::string_view key) const {
-  return static_cast<float>(get_f64(key));
+  const double d = get_f64(key);
+  // Narrowing an out-of-range double is undefined behaviour; report it instead.
+  TESSERA_REQUIRE(!std::isfinite(d) || std::fabs(d) <= std::numeric_limits<float>::max(),
+                  ErrorKind::kInvalidInput, file_, ": metadata key '", key, "' at byte offset ",
+                  at(key).offset, ": value ", d, " does not fit in f32");
+  return static_cast<float>(d);
 }
 bool GgufMetadata::get_bool(std::string_view key) const {
   const GgufValue& v = at(key);
@@ -267,12 +273,16 @@ std::vector<float> GgufMetadata::get_f32_array(std::string_view key) const {
   require(key, v.elem_type == GgufType::kF32 || v.elem_type == GgufType::kF64, v,
           "array<f32> or array<f64>");
   std::vector<float> out(v.count);
+  if (v.count == 0) return out;  // memcpy on an empty vector's null data() is UB
   if (v.elem_type == GgufType::kF32) {
     std::memcpy(out.data(), v.raw.data(), v.count * sizeof(float));
   } else {
     for (uint64_t k = 0; k < v.count; ++k) {
       double d;
       std::memcpy(&d, v.raw.data() + k * sizeof(double), sizeof(double));
+      TESSERA_REQUIRE(!std::isfinite(d) || std::fabs(d) <= std::numeric_limits<float>::max(),
+                      ErrorKind::kInvalidInput, file_, ": metadata key '", key, "': element ", k,
+                      " (", d, ") does not fit in f32");
       out[k] = static_cast<float>(d);
     }
   }
@@ -285,6 +295,7 @@ std::vector<int32_t> GgufMetadata::get_i32_array(std::string_view key) const {
   probe.type = v.elem_type;
   require(key, probe.is_integer(), v, "an array of integers");
   std::vector<int32_t> out(v.count);
+  if (v.count == 0) return out;
   if (v.elem_type == GgufType::kI32) {
     std::memcpy(out.data(), v.raw.data(), v.count * sizeof(int32_t));
     return out;

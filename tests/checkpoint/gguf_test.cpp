@@ -118,6 +118,29 @@ TEST(Gguf, GetterErrorsNameKeyAndTypes) {
   }
 }
 
+TEST(Gguf, EmptyArrays) {  // found by fuzz_gguf: memcpy into an empty vector
+  GgufWriter w;
+  w.add_f32_array("f", {});
+  w.add_i32_array("i", {});
+  w.add_string_array("s", {});
+  const std::vector<uint8_t> b = w.bytes();
+  GgufReader r(b, "e.gguf");
+  EXPECT_TRUE(r.metadata().get_f32_array("f").empty());
+  EXPECT_TRUE(r.metadata().get_i32_array("i").empty());
+  EXPECT_TRUE(r.metadata().get_string_array("s").empty());
+}
+
+TEST(Gguf, FloatOutOfF32RangeIsAnError) {
+  GgufWriter w;
+  w.add_f64("big", 1e300);
+  w.add_f64("small", 0.25);
+  const std::vector<uint8_t> b = w.bytes();
+  GgufReader r(b, "f.gguf");
+  EXPECT_THAT(error_of([&] { r.metadata().get_f32("big"); }), HasSubstr("does not fit in f32"));
+  EXPECT_EQ(r.metadata().get_f32("small"), 0.25f);
+  EXPECT_EQ(r.metadata().get_f64("big"), 1e300);
+}
+
 TEST(Gguf, TensorInfosShapeReversedAndTypes) {
   const std::vector<uint8_t> bytes = sample_file();
   GgufReader r(bytes, "sample.gguf");

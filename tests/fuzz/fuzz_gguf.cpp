@@ -19,7 +19,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       // Every getter either returns or throws tessera::Error.
       try { sink = sink + md.get_u32(key); } catch (const Error&) {}
       try { sink = sink + static_cast<uint64_t>(md.get_i64(key)); } catch (const Error&) {}
-      try { sink = sink + static_cast<uint64_t>(md.get_f32(key)); } catch (const Error&) {}
+      try { sink = sink + (md.get_f32(key) > 0); } catch (const Error&) {}
       try { sink = sink + md.get_bool(key); } catch (const Error&) {}
       try { sink = sink + md.get_string(key).size(); } catch (const Error&) {}
       try { sink = sink + md.get_string_array(key).size(); } catch (const Error&) {}
