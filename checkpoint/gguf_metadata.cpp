@@ -113,7 +113,8 @@ std::string describe(const GgufValue& v) {
   if (v.is_integer()) {
     const bool is_signed = v.type == GgufType::kI8 || v.type == GgufType::kI16 ||
                            v.type == GgufType::kI32 || v.type == GgufType::kI64;
-    s += " " + (is_signed ? std::to_string(v.i) : std::to_string(v.u));
+    s += ' ';  // not `" " + std::string`: GCC 12 raises a false -Wrestrict on it
+    s += is_signed ? std::to_string(v.i) : std::to_string(v.u);
   }
   return s;
 }
