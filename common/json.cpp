@@ -1,5 +1,6 @@
 #include "common/json.h"
 
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -312,9 +313,13 @@ void Json::dump_to(std::string& out) const {
     case Type::kNumber: {
       if (is_int_) { out += std::to_string(int_); return; }
       if (!std::isfinite(num_)) { out += "null"; return; }
-      char buf[32];
-      std::snprintf(buf, sizeof buf, "%.9g", num_);
-      out += buf;
+      // Shortest text that parses back to the same double; a value that prints like
+      // an integer keeps a ".0" so it stays a double (and -0.0 keeps its sign).
+      char buf[40];
+      const auto res = std::to_chars(buf, buf + sizeof buf, num_);
+      const std::string_view text(buf, static_cast<size_t>(res.ptr - buf));
+      out += text;
+      if (text.find_first_of(".eE") == std::string_view::npos) out += ".0";
       return;
     }
     case Type::kString: json_escape_to(out, str_); return;
