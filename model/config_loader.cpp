@@ -52,6 +52,11 @@ ModelConfig config_from_gguf(const checkpoint::GgufReader& g) {
                   embd.shape_string(), ", expected [vocab, dim]");
   c.vocab_size = embd.shape[0];
   c.tied_embeddings = !g.contains("output.weight");
+  // llama.cpp's llama graph runs a plain (ungated) FFN when ffn_gate is absent.
+  if (!g.contains("blk.0.ffn_gate.weight")) c.ffn = FfnKind::kSilu;
+  for (const char* bias : {"blk.0.attn_q.bias", "blk.0.attn_output.bias", "blk.0.ffn_up.bias"})
+    TESSERA_REQUIRE(!g.contains(bias), ErrorKind::kUnsupported, g.path(), ": tensor ", bias,
+                    " present: linear-layer biases are not supported by the dense decoder yet");
   if (md.has(key("rope.scaling.type"))) {
     const std::string scaling = md.get_string(key("rope.scaling.type"));
     TESSERA_REQUIRE(scaling == "none", ErrorKind::kUnsupported, g.path(), ": ", key("rope.scaling.type"), " = '",
@@ -124,6 +129,11 @@ ModelConfig config_from_hf_json(const Json& j, const std::string& source) {
     c.ffn = FfnKind::kGeGlu;
   } else {
     TESSERA_FAIL(ErrorKind::kUnsupported, source, ": hidden_act '", act, "' is not supported (silu, gelu)");
+  }
+  for (const char* bias : {"attention_bias", "mlp_bias"}) {
+    const Json* b = j.find(bias);
+    TESSERA_REQUIRE(b == nullptr || b->is_null() || !b->as_bool(bias), ErrorKind::kUnsupported, source, ": ", bias,
+                    " = true is not supported by the dense decoder yet");
   }
   const Json* scaling = j.find("rope_scaling");
   TESSERA_REQUIRE(scaling == nullptr || scaling->is_null(), ErrorKind::kUnsupported, source,
