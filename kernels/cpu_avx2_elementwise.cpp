@@ -67,16 +67,21 @@ void softmax(float* x, int64_t n_rows, int64_t n) {
 
 void rmsnorm(const float* x, const float* w, float* out, int64_t n_rows, int64_t dim, float eps) {
   for (int64_t r = 0; r < n_rows; ++r, x += dim, out += dim) {
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    // As ggml's rms_norm: squares in f32, summed in double; mean and scale in f32.
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
     int64_t i = 0;
-    for (; i + 16 <= dim; i += 16) {
-      const __m256 a = _mm256_loadu_ps(x + i), b = _mm256_loadu_ps(x + i + 8);
-      s0 = _mm256_fmadd_ps(a, a, s0);
-      s1 = _mm256_fmadd_ps(b, b, s1);
+    for (; i + 8 <= dim; i += 8) {
+      const __m256 a = _mm256_loadu_ps(x + i);
+      const __m256 sq = _mm256_mul_ps(a, a);
+      s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(sq)));
+      s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(sq, 1)));
     }
-    float ss = hsum(_mm256_add_ps(s0, s1));
-    for (; i < dim; ++i) ss += x[i] * x[i];
-    const float inv = 1.0f / __builtin_sqrtf(ss / static_cast<float>(dim) + eps);
+    const __m256d s = _mm256_add_pd(s0, s1);
+    __m128d h = _mm_add_pd(_mm256_castpd256_pd128(s), _mm256_extractf128_pd(s, 1));
+    double ss = _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
+    for (; i < dim; ++i) ss += static_cast<double>(x[i] * x[i]);
+    const float mean = static_cast<float>(ss / static_cast<double>(dim));
+    const float inv = 1.0f / __builtin_sqrtf(mean + eps);
     const __m256 vinv = _mm256_set1_ps(inv);
     for (i = 0; i + 8 <= dim; i += 8) {
       _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vinv),

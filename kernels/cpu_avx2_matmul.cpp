@@ -95,57 +95,104 @@ template <> struct QBlock<DType::kQ8_0> { using type = BlockQ8_0; };
 template <> struct QBlock<DType::kQ4_0> { using type = BlockQ4_0; };
 template <> struct QBlock<DType::kQ4_1> { using type = BlockQ4_1; };
 
-// Integer dot of one block as 8 int32 lane sums (lane l: elements 4l..4l+3).
-template <DType T>
-inline __m256i block_dot(const typename QBlock<T>::type* b, __m256i xq, __m256i corr) {
+// Int8 kernels for decode and prefill (MR W rows x NT tokens over the whole K), on the
+// QActPair layout: per pair, half h of the 64 bytes is one ymm (Q8_0: block 2p+h;
+// Q4: the low (h = 0) or high (h = 1) nibbles of both blocks). maddubs is u8 x s8:
+// Q8_0 moves x's sign onto w (|x|, |w| <= 127: no saturation); Q4 nibbles are unsigned.
+template <DType T, int MR, int NT, bool kHas1>
+__attribute__((always_inline)) inline void qpair_step(const typename QBlock<T>::type* const* rows,
+                                                      const QActPair* x, int64_t xstride,
+                                                      int64_t p, __m256 (&acc)[MR][NT]) {
   const __m256i ones = _mm256_set1_epi16(1);
-  if constexpr (T == DType::kQ8_0) {
-    // maddubs is u8 x s8: move x's sign onto w (|x| <= 127, so no saturation).
-    const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qs));
-    const __m256i ax = _mm256_sign_epi8(xq, xq);
-    const __m256i sw = _mm256_sign_epi8(w, xq);
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sw), ones);
-  } else {
-    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b->qs));
-    const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0f));
-    const __m256i d = _mm256_madd_epi16(_mm256_maddubs_epi16(u, xq), ones);  // <= 15*127*2 per pair
-    if constexpr (T == DType::kQ4_0) return _mm256_add_epi32(d, corr);
-    return d;
-  }
-}
-
-template <DType T, int R>
-void gemv_q_tile(const char* w0, int64_t rs, const QActBlock* xb, const float* xd, int64_t nb,
-                 float* out) {
-  using B = typename QBlock<T>::type;
-  __m256 acc[R];
-  for (int i = 0; i < R; ++i) acc[i] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b) {
-    const __m256i xq = _mm256_load_si256(reinterpret_cast<const __m256i*>(xb[b].q));
-    const __m256i corr = _mm256_load_si256(reinterpret_cast<const __m256i*>(xb[b].corr));
-    const __m256 dx = _mm256_set1_ps(xd[b]);
-    for (int i = 0; i < R; ++i) {
-      const B* blk = reinterpret_cast<const B*>(w0 + i * rs) + b;
-      const __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(block_dot<T>(blk, xq, corr)), dx);
-      acc[i] = _mm256_fmadd_ps(f, _mm256_set1_ps(_cvtsh_ss(blk->d)), acc[i]);
+  for (int i = 0; i < MR; ++i) {
+    const auto* b = rows[i] + 2 * p;
+    __m256i w[2];
+    __m256 dw[2], mw[2];
+    const float d0 = _cvtsh_ss(b[0].d), d1 = kHas1 ? _cvtsh_ss(b[1].d) : 0.0f;
+    if constexpr (T == DType::kQ8_0) {
+      w[0] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[0].qs));
+      w[1] = kHas1 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[1].qs)) : _mm256_setzero_si256();
+      dw[0] = _mm256_set1_ps(d0);
+      dw[1] = _mm256_set1_ps(d1);
+    } else {
+      const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[0].qs));
+      const __m128i c = kHas1 ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[1].qs)) : _mm_setzero_si128();
+      const __m256i v = _mm256_set_m128i(c, a);
+      const __m256i mask = _mm256_set1_epi8(0x0f);
+      w[0] = _mm256_and_si256(v, mask);
+      w[1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
+      dw[0] = dw[1] = _mm256_blend_ps(_mm256_set1_ps(d0), _mm256_set1_ps(d1), 0xf0);
       if constexpr (T == DType::kQ4_1) {
-        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(blk->m)), _mm256_castsi256_ps(corr), acc[i]);
+        const float m0 = _cvtsh_ss(b[0].m), m1 = kHas1 ? _cvtsh_ss(b[1].m) : 0.0f;
+        mw[0] = mw[1] = _mm256_blend_ps(_mm256_set1_ps(m0), _mm256_set1_ps(m1), 0xf0);
+      }
+    }
+    for (int t = 0; t < NT; ++t) {
+      const QActPair& a = x[t * xstride + p];
+      for (int h = 0; h < 2; ++h) {
+        const __m256i xq = _mm256_load_si256(reinterpret_cast<const __m256i*>(a.q + 32 * h));
+        __m256i dot;
+        if constexpr (T == DType::kQ8_0) {
+          dot = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(xq, xq), _mm256_sign_epi8(w[h], xq)), ones);
+        } else {
+          dot = _mm256_madd_epi16(_mm256_maddubs_epi16(w[h], xq), ones);
+          if constexpr (T == DType::kQ4_0)
+            dot = _mm256_add_epi32(dot, _mm256_load_si256(reinterpret_cast<const __m256i*>(a.corr + 8 * h)));
+        }
+        const __m256 sc = _mm256_mul_ps(dw[h], _mm256_load_ps(a.d + 8 * h));
+        acc[i][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), sc, acc[i][t]);
+        if constexpr (T == DType::kQ4_1) acc[i][t] = _mm256_fmadd_ps(mw[h], _mm256_load_ps(a.s + 8 * h), acc[i][t]);
       }
     }
   }
-  for (int i = 0; i < R; ++i) out[i] = hsum(acc[i]);
 }
 
+template <DType T, int MR, int NT>
+void qtile(const char* w0, int64_t rs, const QActPair* x, int64_t xstride, int64_t nb, float* y,
+           int64_t ys) {
+  using B = typename QBlock<T>::type;
+  const B* rows[MR];
+  for (int i = 0; i < MR; ++i) rows[i] = reinterpret_cast<const B*>(w0 + i * rs);
+  __m256 acc[MR][NT];
+  for (int i = 0; i < MR; ++i)
+    for (int t = 0; t < NT; ++t) acc[i][t] = _mm256_setzero_ps();
+  const int64_t full = nb / 2;
+  for (int64_t p = 0; p < full; ++p) qpair_step<T, MR, NT, true>(rows, x, xstride, p, acc);
+  if (nb & 1) qpair_step<T, MR, NT, false>(rows, x, xstride, full, acc);
+  for (int i = 0; i < MR; ++i)
+    for (int t = 0; t < NT; ++t) y[t * ys + i] = hsum(acc[i][t]);
+}
+
+constexpr int kQMr = 4, kQNt = 2;
+constexpr int64_t kQTokenBlock = 32;
+
 template <DType T>
-void gemv_quant_t(const WeightMatrix& w, const QActBlock* xb, const float* xd, float* y,
-                  int64_t r0, int64_t r1) {
-  constexpr int R = 4;
+void qgemm_t(const WeightMatrix& w, const QActPair* xq, int64_t n, float* y, int64_t ys,
+             int64_t r0, int64_t r1) {
   const int64_t rs = row_stride(w);
   const int64_t nb = w.cols / kQuantBlock;
+  const int64_t np = qact_pairs(w.cols);
   const char* base = static_cast<const char*>(w.data);
-  int64_t r = r0;
-  for (; r + R <= r1; r += R) gemv_q_tile<T, R>(base + r * rs, rs, xb, xd, nb, y + r);
-  for (; r < r1; ++r) gemv_q_tile<T, 1>(base + r * rs, rs, xb, xd, nb, y + r);
+  for (int64_t tb = 0; tb < n; tb += kQTokenBlock) {
+    const int64_t te = tb + kQTokenBlock < n ? tb + kQTokenBlock : n;
+    for (int64_t r = r0; r < r1; r += kQMr) {
+      const int mr = static_cast<int>(r1 - r < kQMr ? r1 - r : kQMr);
+      for (int64_t t = tb; t < te; t += kQNt) {
+        const bool two = te - t >= 2;
+        const QActPair* x = xq + t * np;
+        float* yt = y + t * ys + r;
+        const char* wr = base + r * rs;
+        if (mr == 4) {
+          two ? qtile<T, 4, 2>(wr, rs, x, np, nb, yt, ys) : qtile<T, 4, 1>(wr, rs, x, np, nb, yt, ys);
+        } else {
+          for (int i = 0; i < mr; ++i) {
+            two ? qtile<T, 1, 2>(wr + i * rs, rs, x, np, nb, yt + i, ys)
+                : qtile<T, 1, 1>(wr + i * rs, rs, x, np, nb, yt + i, ys);
+          }
+        }
+      }
+    }
+  }
 }
 
 // 6 W rows x 16 tokens (2 ymm): 12 accumulators + 2 x + 1 broadcast of 16 registers.
@@ -184,37 +231,26 @@ void gemv_float(const WeightMatrix& w, const float* x, int64_t n, int64_t xs, fl
   }
 }
 
-// Scalar: one pass over one activation row per call, negligible next to the GEMV.
-void quantize_acts(DType wt, const float* x, int64_t cols, QActBlock* blocks, float* d) {
-  for (int64_t b = 0; b < cols / kQuantBlock; ++b, x += kQuantBlock) {
-    float amax = 0.0f;
-    for (int j = 0; j < 32; ++j) amax = std::fabs(x[j]) > amax ? std::fabs(x[j]) : amax;
-    const float db = amax / 127.0f;
-    const float id = db != 0.0f ? 1.0f / db : 0.0f;
-    d[b] = db;
-    for (int j = 0; j < 32; ++j) blocks[b].q[j] = static_cast<int8_t>(std::nearbyint(x[j] * id));
-    for (int l = 0; l < 8; ++l) {
-      const int32_t s = blocks[b].q[4 * l] + blocks[b].q[4 * l + 1] + blocks[b].q[4 * l + 2] +
-                        blocks[b].q[4 * l + 3];
-      if (wt == DType::kQ8_0) {
-        blocks[b].corr[l] = -128 * s;
-      } else if (wt == DType::kQ4_0) {
-        blocks[b].corr[l] = -8 * s;
-      } else {
-        const float f = db * static_cast<float>(s);
-        std::memcpy(&blocks[b].corr[l], &f, 4);
-      }
-    }
+void qgemm_rows(const WeightMatrix& w, const QActPair* xq, int64_t n, float* y, int64_t ys,
+                int64_t r0, int64_t r1) {
+  switch (w.dtype) {
+    case DType::kQ8_0: return qgemm_t<DType::kQ8_0>(w, xq, n, y, ys, r0, r1);
+    case DType::kQ4_0: return qgemm_t<DType::kQ4_0>(w, xq, n, y, ys, r0, r1);
+    case DType::kQ4_1: return qgemm_t<DType::kQ4_1>(w, xq, n, y, ys, r0, r1);
+    default: __builtin_trap();
   }
 }
 
-void gemv_quant(const WeightMatrix& w, const QActBlock* xb, const float* xd, float* y, int64_t r0,
-                int64_t r1) {
-  switch (w.dtype) {
-    case DType::kQ8_0: return gemv_quant_t<DType::kQ8_0>(w, xb, xd, y, r0, r1);
-    case DType::kQ4_0: return gemv_quant_t<DType::kQ4_0>(w, xb, xd, y, r0, r1);
-    case DType::kQ4_1: return gemv_quant_t<DType::kQ4_1>(w, xb, xd, y, r0, r1);
-    default: __builtin_trap();
+void round_acts(DType wt, const float* x, float* out, int64_t n) {
+  int64_t k = 0;
+  if (wt == DType::kF16) {
+    for (; k + 8 <= n; k += 8)
+      _mm256_storeu_ps(out + k, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(x + k), _MM_FROUND_TO_NEAREST_INT)));
+    for (; k < n; ++k) out[k] = f16_to_f32(f32_to_f16(x[k]));
+  } else if (wt == DType::kBF16) {
+    for (; k < n; ++k) out[k] = bf16_to_f32(f32_to_bf16(x[k]));
+  } else {
+    std::memcpy(out, x, n * sizeof(float));
   }
 }
 

@@ -62,19 +62,18 @@ void softmax(float* x, int64_t n_rows, int64_t n) {
 
 void rmsnorm(const float* x, const float* w, float* out, int64_t n_rows, int64_t dim, float eps) {
   for (int64_t r = 0; r < n_rows; ++r, x += dim, out += dim) {
-    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
-    int64_t i = 0;
-    for (; i + 32 <= dim; i += 32) {
-      const __m512 a = _mm512_loadu_ps(x + i), b = _mm512_loadu_ps(x + i + 16);
-      s0 = _mm512_fmadd_ps(a, a, s0);
-      s1 = _mm512_fmadd_ps(b, b, s1);
-    }
-    for (; i < dim; i += 16) {
+    // As ggml's rms_norm: squares in f32, summed in double; mean and scale in f32.
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    for (int64_t i = 0; i < dim; i += 16) {
       const __m512 a = _mm512_maskz_loadu_ps(tail_mask(dim - i), x + i);
-      s0 = _mm512_fmadd_ps(a, a, s0);
+      const __m512 sq = _mm512_mul_ps(a, a);
+      s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(sq)));
+      s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(sq), 1))));
     }
-    const float ss = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
-    const __m512 inv = _mm512_set1_ps(1.0f / __builtin_sqrtf(ss / static_cast<float>(dim) + eps));
+    const double ss = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
+    const float mean = static_cast<float>(ss / static_cast<double>(dim));
+    const __m512 inv = _mm512_set1_ps(1.0f / __builtin_sqrtf(mean + eps));
+    int64_t i;
     for (i = 0; i < dim; i += 16) {
       const __mmask16 m = tail_mask(dim - i);
       const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), inv);

@@ -117,68 +117,126 @@ template <> struct QBlock<DType::kQ8_0> { using type = BlockQ8_0; };
 template <> struct QBlock<DType::kQ4_0> { using type = BlockQ4_0; };
 template <> struct QBlock<DType::kQ4_1> { using type = BlockQ4_1; };
 
-// The 32 weights of a block as unsigned bytes in element order (see QActBlock::corr).
-template <DType T>
-inline __m256i unpack_u8(const typename QBlock<T>::type* b) {
+// The int8 kernels below serve decode (n < 8) and prefill alike: one register-tiled
+// kernel of MR W rows x NT tokens over the whole K, two 32-blocks per zmm (QActPair).
+// Per pair, row i: load + unpack W (Q4: one shift, no shuffle), per-lane scales; per
+// (row, token): one vpdpbusd, one convert, one multiply of the scales, one FMA.
+
+// W blocks b[0] (and b[1] if kHas1) as unsigned bytes in the QActPair byte order.
+template <DType T, bool kHas1>
+inline __m512i load_wq(const typename QBlock<T>::type* b) {
   if constexpr (T == DType::kQ8_0) {
-    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qs));
-    return _mm256_xor_si256(q, _mm256_set1_epi8(static_cast<char>(0x80)));
+    const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[0].qs));
+    const __m256i hi = kHas1 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[1].qs))
+                             : _mm256_set1_epi8(static_cast<char>(0x80));
+    return _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1),
+                            _mm512_set1_epi8(static_cast<char>(0x80)));
   } else {
-    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b->qs));
-    const __m256i both = _mm256_set_m128i(_mm_srli_epi16(q, 4), q);
-    return _mm256_and_si256(both, _mm256_set1_epi8(0x0f));
+    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[0].qs));
+    const __m128i c = kHas1 ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[1].qs))
+                            : _mm_setzero_si128();
+    const __m256i v = _mm256_set_m128i(c, a);
+    const __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(v), _mm256_srli_epi16(v, 4), 1);
+    return _mm512_and_si512(z, _mm512_set1_epi8(0x0f));
   }
 }
 
-inline float hsum256(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
+// Lanes of b1 in the QActPair lane order.
+template <DType T>
+constexpr __mmask16 kB1Lanes = T == DType::kQ8_0 ? 0xff00 : 0xf0f0;
+
+template <DType T, bool kHas1>
+inline __m512 lane_scales(uint16_t h0, uint16_t h1) {
+  const float v0 = _cvtsh_ss(h0);
+  const float v1 = kHas1 ? _cvtsh_ss(h1) : 0.0f;
+  return _mm512_mask_blend_ps(kB1Lanes<T>, _mm512_set1_ps(v0), _mm512_set1_ps(v1));
 }
 
-template <DType T, int R>
-void gemv_q_tile(const char* w0, int64_t rs, const QActBlock* xb, const float* xd, int64_t nb,
-                 float* out) {
-  using B = typename QBlock<T>::type;
-  __m256 acc[R];
-  for (int i = 0; i < R; ++i) acc[i] = _mm256_setzero_ps();
-  const B* rows[R];
-  for (int i = 0; i < R; ++i) rows[i] = reinterpret_cast<const B*>(w0 + i * rs);
-  for (int64_t b = 0; b < nb; ++b) {
-    const __m256i xq = _mm256_load_si256(reinterpret_cast<const __m256i*>(xb[b].q));
-    const __m256i corr = _mm256_load_si256(reinterpret_cast<const __m256i*>(xb[b].corr));
-    const __m256 dx = _mm256_set1_ps(xd[b]);
-    for (int i = 0; i < R; ++i) {
-      const B* blk = rows[i] + b;
-      const __m256i wq = unpack_u8<T>(blk);
-      __m256i dot;
+template <DType T, int MR, int NT, bool kHas1>
+__attribute__((always_inline)) inline void qpair_step(const typename QBlock<T>::type* const* rows,
+                                                      const QActPair* x, int64_t xstride,
+                                                      int64_t p, __m512 (&acc)[MR][NT]) {
+  __m512i xq[NT];
+  __m512 xd[NT];
+  for (int t = 0; t < NT; ++t) {
+    xq[t] = _mm512_load_si512(x[t * xstride + p].q);
+    xd[t] = _mm512_load_ps(x[t * xstride + p].d);
+  }
+  for (int i = 0; i < MR; ++i) {
+    const auto* b = rows[i] + 2 * p;
+    const __m512i wq = load_wq<T, kHas1>(b);
+    const __m512 dw = lane_scales<T, kHas1>(b[0].d, kHas1 ? b[1].d : 0);
+    __m512 mw;
+    if constexpr (T == DType::kQ4_1) mw = lane_scales<T, kHas1>(b[0].m, kHas1 ? b[1].m : 0);
+    for (int t = 0; t < NT; ++t) {
+      const QActPair& a = x[t * xstride + p];
+      __m512i dot;
       if constexpr (T == DType::kQ4_1) {
-        dot = _mm256_dpbusd_epi32(_mm256_setzero_si256(), wq, xq);
+        dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wq, xq[t]);
       } else {
-        dot = _mm256_dpbusd_epi32(corr, wq, xq);
+        dot = _mm512_dpbusd_epi32(_mm512_load_si512(a.corr), wq, xq[t]);
       }
-      const __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(dot), dx);
-      acc[i] = _mm256_fmadd_ps(f, _mm256_set1_ps(_cvtsh_ss(blk->d)), acc[i]);
-      if constexpr (T == DType::kQ4_1) {
-        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(blk->m)), _mm256_castsi256_ps(corr),
-                                 acc[i]);
+      acc[i][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw, xd[t]), acc[i][t]);
+      if constexpr (T == DType::kQ4_1) acc[i][t] = _mm512_fmadd_ps(mw, _mm512_load_ps(a.s), acc[i][t]);
+    }
+  }
+}
+
+// y[t*ys + i] = row i . x_t, i < MR, t < NT.
+template <DType T, int MR, int NT>
+void qtile(const char* w0, int64_t rs, const QActPair* x, int64_t xstride, int64_t nb, float* y,
+           int64_t ys) {
+  using B = typename QBlock<T>::type;
+  const B* rows[MR];
+  for (int i = 0; i < MR; ++i) rows[i] = reinterpret_cast<const B*>(w0 + i * rs);
+  __m512 acc[MR][NT];
+  for (int i = 0; i < MR; ++i)
+    for (int t = 0; t < NT; ++t) acc[i][t] = _mm512_setzero_ps();
+  const int64_t full = nb / 2;
+  for (int64_t p = 0; p < full; ++p) qpair_step<T, MR, NT, true>(rows, x, xstride, p, acc);
+  if (nb & 1) qpair_step<T, MR, NT, false>(rows, x, xstride, full, acc);
+  for (int i = 0; i < MR; ++i)
+    for (int t = 0; t < NT; ++t) y[t * ys + i] = _mm512_reduce_add_ps(acc[i][t]);
+}
+
+template <DType T, int MR>
+void qtile_nt(int nt, const char* w0, int64_t rs, const QActPair* x, int64_t xstride, int64_t nb,
+              float* y, int64_t ys) {
+  switch (nt) {
+    case 4: return qtile<T, MR, 4>(w0, rs, x, xstride, nb, y, ys);
+    case 3: return qtile<T, MR, 3>(w0, rs, x, xstride, nb, y, ys);
+    case 2: return qtile<T, MR, 2>(w0, rs, x, xstride, nb, y, ys);
+    default: return qtile<T, MR, 1>(w0, rs, x, xstride, nb, y, ys);
+  }
+}
+
+constexpr int kQMr = 4, kQNt = 4;
+constexpr int64_t kQTokenBlock = 32;  // tokens whose packed x stays in L2 while W streams
+
+template <DType T>
+void qgemm_t(const WeightMatrix& w, const QActPair* xq, int64_t n, float* y, int64_t ys,
+             int64_t r0, int64_t r1) {
+  const int64_t rs = row_stride(w);
+  const int64_t nb = w.cols / kQuantBlock;
+  const int64_t np = qact_pairs(w.cols);
+  const char* base = static_cast<const char*>(w.data);
+  for (int64_t tb = 0; tb < n; tb += kQTokenBlock) {
+    const int64_t te = tb + kQTokenBlock < n ? tb + kQTokenBlock : n;
+    for (int64_t r = r0; r < r1; r += kQMr) {
+      const int mr = static_cast<int>(r1 - r < kQMr ? r1 - r : kQMr);
+      for (int64_t t = tb; t < te; t += kQNt) {
+        const int nt = static_cast<int>(te - t < kQNt ? te - t : kQNt);
+        const QActPair* x = xq + t * np;
+        float* yt = y + t * ys + r;
+        switch (mr) {
+          case 4: qtile_nt<T, 4>(nt, base + r * rs, rs, x, np, nb, yt, ys); break;
+          case 3: qtile_nt<T, 3>(nt, base + r * rs, rs, x, np, nb, yt, ys); break;
+          case 2: qtile_nt<T, 2>(nt, base + r * rs, rs, x, np, nb, yt, ys); break;
+          default: qtile_nt<T, 1>(nt, base + r * rs, rs, x, np, nb, yt, ys); break;
+        }
       }
     }
   }
-  for (int i = 0; i < R; ++i) out[i] = hsum256(acc[i]);
-}
-
-template <DType T>
-void gemv_quant_t(const WeightMatrix& w, const QActBlock* xb, const float* xd, float* y,
-                  int64_t r0, int64_t r1) {
-  constexpr int R = 4;
-  const int64_t rs = row_stride(w);
-  const int64_t nb = w.cols / kQuantBlock;
-  const char* base = static_cast<const char*>(w.data);
-  int64_t r = r0;
-  for (; r + R <= r1; r += R) gemv_q_tile<T, R>(base + r * rs, rs, xb, xd, nb, y + r);
-  for (; r < r1; ++r) gemv_q_tile<T, 1>(base + r * rs, rs, xb, xd, nb, y + r);
 }
 
 // ---- dequantisation to f32 (GEMM tiles, dequantize_row) ----
@@ -289,39 +347,80 @@ void gemv_float(const WeightMatrix& w, const float* x, int64_t n, int64_t xs, fl
   }
 }
 
-void quantize_acts(DType wt, const float* x, int64_t cols, QActBlock* blocks, float* d) {
-  for (int64_t b = 0; b < cols / kQuantBlock; ++b) {
-    const __m512 x0 = _mm512_loadu_ps(x + 32 * b), x1 = _mm512_loadu_ps(x + 32 * b + 16);
-    const __m512 amax = _mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1));
-    const float m = _mm512_reduce_max_ps(amax);
-    const float db = m / 127.0f;
-    const float id = db != 0.0f ? 1.0f / db : 0.0f;
-    d[b] = db;
-    const __m512 vid = _mm512_set1_ps(id);
-    const __m128i q0 = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(x0, vid)));
-    const __m128i q1 = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(x1, vid)));
-    const __m256i q = _mm256_set_m128i(q1, q0);
-    _mm256_store_si256(reinterpret_cast<__m256i*>(blocks[b].q), q);
-    const __m256i sum4 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(1), q);
-    __m256i corr;
-    if (wt == DType::kQ8_0) {
-      corr = _mm256_mullo_epi32(sum4, _mm256_set1_epi32(-128));
-    } else if (wt == DType::kQ4_0) {
-      corr = _mm256_mullo_epi32(sum4, _mm256_set1_epi32(-8));
-    } else {
-      corr = _mm256_castps_si256(_mm256_mul_ps(_mm256_cvtepi32_ps(sum4), _mm256_set1_ps(db)));
+void quantize_acts(DType wt, const float* x, int64_t cols, QActPair* out) {
+  const int64_t nb = cols / kQuantBlock, np = qact_pairs(cols);
+  const bool q4 = wt != DType::kQ8_0;
+  const int32_t off = wt == DType::kQ8_0 ? -128 : (wt == DType::kQ4_0 ? -8 : 0);
+  for (int64_t p = 0; p < np; ++p) {
+    QActPair& o = out[p];
+    __m512 dv = _mm512_setzero_ps(), sv = _mm512_setzero_ps();
+    __m128i qs[4] = {_mm_setzero_si128(), _mm_setzero_si128(), _mm_setzero_si128(), _mm_setzero_si128()};
+    for (int h = 0; h < 2; ++h) {
+      const int64_t b = 2 * p + h;
+      if (b >= nb) break;
+      const __m512 x0 = _mm512_loadu_ps(x + 32 * b), x1 = _mm512_loadu_ps(x + 32 * b + 16);
+      const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
+      const float d = amax / 127.0f;
+      const __m512 id = _mm512_set1_ps(amax != 0.0f ? 127.0f / amax : 0.0f);
+      // cvtps rounds with MXCSR's default mode: to nearest even, as llama.cpp's x86 path.
+      const __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, id));
+      const __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, id));
+      const int sum = _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
+      const float dh = _cvtsh_ss(_cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT));
+      const float sh = _cvtsh_ss(_cvtss_sh(d * static_cast<float>(sum), _MM_FROUND_TO_NEAREST_INT));
+      const __m128i q0 = _mm512_cvtsepi32_epi8(i0), q1 = _mm512_cvtsepi32_epi8(i1);
+      if (!q4) {
+        qs[2 * h] = q0;
+        qs[2 * h + 1] = q1;
+        dv = _mm512_mask_blend_ps(h ? 0xff00 : 0x00ff, dv, _mm512_set1_ps(dh));
+      } else {
+        qs[h] = q0;
+        qs[2 + h] = q1;
+        dv = _mm512_mask_blend_ps(h ? 0xf0f0 : 0x0f0f, dv, _mm512_set1_ps(dh));
+        sv = _mm512_mask_blend_ps(static_cast<__mmask16>(1u << (4 * h)), sv, _mm512_set1_ps(sh));
+      }
     }
-    _mm256_store_si256(reinterpret_cast<__m256i*>(blocks[b].corr), corr);
+    const __m512i q = _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm256_set_m128i(qs[1], qs[0])), _mm256_set_m128i(qs[3], qs[2]), 1);
+    _mm512_store_si512(o.q, q);
+    const __m512i sum4 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(1), q);
+    _mm512_store_si512(o.corr, _mm512_mullo_epi32(sum4, _mm512_set1_epi32(off)));
+    _mm512_store_ps(o.d, dv);
+    _mm512_store_ps(o.s, sv);
   }
 }
 
-void gemv_quant(const WeightMatrix& w, const QActBlock* xb, const float* xd, float* y, int64_t r0,
-                int64_t r1) {
+void qgemm_rows(const WeightMatrix& w, const QActPair* xq, int64_t n, float* y, int64_t ys,
+                int64_t r0, int64_t r1) {
   switch (w.dtype) {
-    case DType::kQ8_0: return gemv_quant_t<DType::kQ8_0>(w, xb, xd, y, r0, r1);
-    case DType::kQ4_0: return gemv_quant_t<DType::kQ4_0>(w, xb, xd, y, r0, r1);
-    case DType::kQ4_1: return gemv_quant_t<DType::kQ4_1>(w, xb, xd, y, r0, r1);
+    case DType::kQ8_0: return qgemm_t<DType::kQ8_0>(w, xq, n, y, ys, r0, r1);
+    case DType::kQ4_0: return qgemm_t<DType::kQ4_0>(w, xq, n, y, ys, r0, r1);
+    case DType::kQ4_1: return qgemm_t<DType::kQ4_1>(w, xq, n, y, ys, r0, r1);
     default: __builtin_trap();
+  }
+}
+
+void round_acts(DType wt, const float* x, float* out, int64_t n) {
+  int64_t k = 0;
+  if (wt == DType::kF16) {
+    for (; k + 16 <= n; k += 16)
+      _mm512_storeu_ps(out + k, _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_loadu_ps(x + k), _MM_FROUND_TO_NEAREST_INT)));
+    for (; k < n; ++k) out[k] = f16_to_f32(f32_to_f16(x[k]));
+  } else if (wt == DType::kBF16) {
+    const __m512i one = _mm512_set1_epi32(1), bias = _mm512_set1_epi32(0x7fff);
+    const __m512i hi = _mm512_set1_epi32(static_cast<int>(0xffff0000u));
+    for (; k + 16 <= n; k += 16) {
+      const __m512i u = _mm512_castps_si512(_mm512_loadu_ps(x + k));
+      const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), one);
+      __m512i r = _mm512_and_si512(_mm512_add_epi32(u, _mm512_add_epi32(bias, lsb)), hi);
+      // NaN: keep it a (quiet) NaN instead of rounding into inf.
+      const __mmask16 nan = _mm512_cmp_ps_mask(_mm512_castsi512_ps(u), _mm512_castsi512_ps(u), _CMP_UNORD_Q);
+      r = _mm512_mask_or_epi32(r, nan, _mm512_and_si512(u, hi), _mm512_set1_epi32(0x00400000));
+      _mm512_storeu_ps(out + k, _mm512_castsi512_ps(r));
+    }
+    for (; k < n; ++k) out[k] = bf16_to_f32(f32_to_bf16(x[k]));
+  } else {
+    std::memcpy(out, x, n * sizeof(float));
   }
 }
 

@@ -14,17 +14,31 @@
 
 namespace tessera::kernels {
 
-// An activation block quantised to int8 for the integer GEMV (llama.cpp's Q8 style),
-// with its scale kept apart in a float array. corr folds the weight format's offset
-// into the integer accumulator, so the inner loop needs no extra instruction:
-//   Q8_0 (weights fed as w + 128 unsigned): corr[l] = -128 * sum(q[4l .. 4l+3])
-//   Q4_0 (nibbles 0..15 = value + 8):       corr[l] =   -8 * sum(q[4l .. 4l+3])
-//   Q4_1 (value = d*q + m):                 corr[l] = bits of float d_x * sum(q[4l..4l+3])
-struct alignas(64) QActBlock {
-  int8_t q[32];
-  int32_t corr[8];
+// Activations quantised for the int8 kernels, exactly as llama.cpp's x86 CPU backend
+// quantises the activation operand of a Q8_0/Q4_0 (-> Q8_0) or Q4_1 (-> Q8_1) matmul
+// (ref::quantize_act_block): per 32-block d = amax/127, q = round-half-even(x * 127/amax),
+// the scale used is fp16(d), and Q8_1's s = fp16(d * sum(q)).
+//
+// Stored in pairs of blocks (b0 = 2p, b1 = 2p+1) so one zmm holds both; "lane" below is
+// an int32 lane of that zmm (bytes 4l .. 4l+3 of q). The byte order follows the weight
+// layout so the weights need no shuffle:
+//   Q8_0 weights:  q = b0[0..31], b1[0..31]                   lanes 0-7 b0, 8-15 b1
+//   Q4_0 / Q4_1:   q = b0[0..15], b1[0..15], b0[16..31], b1[16..31]
+//                  (low nibbles of both blocks, then high ones) lanes 0-3, 8-11 b0; 4-7, 12-15 b1
+// corr folds the weight offset into the int32 accumulator (Q8_0 is fed as w ^ 0x80 = w + 128:
+// corr = -128 * sum4(q); Q4_0 nibbles are value + 8: corr = -8 * sum4(q); Q4_1: 0).
+// d[l] = fp16(d) of the lane's block; s (Q4_1 only) holds fp16(d*sum q) of b0 in lane 0 and
+// of b1 in lane 4, zero elsewhere, so sum_l m[l] * s[l] = m0 s0 + m1 s1. A missing b1
+// (odd block count) is all zero.
+struct alignas(64) QActPair {
+  int8_t q[64];
+  int32_t corr[16];
+  float d[16];
+  float s[16];
 };
-static_assert(sizeof(QActBlock) == 64);
+static_assert(sizeof(QActPair) == 256);
+
+inline int64_t qact_pairs(int64_t cols) { return (cols / 32 + 1) / 2; }
 
 // GEMM geometry shared by ops.cpp (buffer sizes) and the ISA files.
 constexpr int64_t kGemmTokens = 32;  // tokens per packed x group (lanes of 2 zmm / 4 ymm)
@@ -48,10 +62,13 @@ inline int64_t attention_scratch_floats(int64_t rows, int64_t head_dim) {
   void gemv_float(const WeightMatrix& w, const float* x, int64_t n, int64_t xs, float* y,    \
                   int64_t ys, int64_t r0, int64_t r1);                                       \
   /* Quantise one activation row of cols floats for weights of type wt (Q8_0/Q4_0/Q4_1). */  \
-  void quantize_acts(DType wt, const float* x, int64_t cols, QActBlock* blocks, float* d);    \
-  /* y[r] (r in [r0, r1)) = W[r] . x for block-quantised W and one quantised token. */       \
-  void gemv_quant(const WeightMatrix& w, const QActBlock* xb, const float* xd, float* y,      \
+  void quantize_acts(DType wt, const float* x, int64_t cols, QActPair* out);                  \
+  /* y[t*ys + r] = W[r] . x_t (int8 kernels), block-quantised W, n quantised tokens           \
+     (token t at xq + t * qact_pairs(cols)), rows [r0, r1). */                                 \
+  void qgemm_rows(const WeightMatrix& w, const QActPair* xq, int64_t n, float* y, int64_t ys, \
                   int64_t r0, int64_t r1);                                                   \
+  /* out = x rounded to the activation type of F16 / BF16 weights (fp16 / bf16, RNE). */     \
+  void round_acts(DType wt, const float* x, float* out, int64_t n);                          \
   /* Packs x [n][cols] (rows xs apart) into groups of kGemmTokens: xp[g][k][kGemmTokens].  */ \
   void gemm_pack_x(const float* x, int64_t n, int64_t xs, int64_t cols, float* xp);          \
   /* y rows [r0, r1) for all n tokens from packed x. scratch: kGemmMaxMr*kGemmKc floats,    \

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "kernels/cpu_features.h"
@@ -30,40 +31,87 @@ float* thread_buffer(int slot, int64_t floats) {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// The activation packer of the int8 kernels in plain C++ (the AVX2 level uses it; the
+// AVX-512 one is vectorised): ref::quantize_act_block per block, QActPair layout.
+void quantize_acts_generic(DType wt, const float* x, int64_t cols, QActPair* out) {
+  const int64_t nb = cols / kQuantBlock, np = qact_pairs(cols);
+  const bool q4 = wt != DType::kQ8_0;
+  const int32_t off = wt == DType::kQ8_0 ? -128 : (wt == DType::kQ4_0 ? -8 : 0);
+  for (int64_t p = 0; p < np; ++p) {
+    QActPair& o = out[p];
+    std::memset(&o, 0, sizeof(o));
+    for (int h = 0; h < 2 && 2 * p + h < nb; ++h) {
+      int8_t q[32];
+      float d, s;
+      ref::quantize_act_block(x + 32 * (2 * p + h), q, &d, &s);
+      if (!q4) {
+        std::memcpy(o.q + 32 * h, q, 32);
+        for (int l = 8 * h; l < 8 * h + 8; ++l) o.d[l] = d;
+      } else {
+        std::memcpy(o.q + 16 * h, q, 16);
+        std::memcpy(o.q + 32 + 16 * h, q + 16, 16);
+        for (int l = 0; l < 4; ++l) o.d[4 * h + l] = o.d[8 + 4 * h + l] = d;
+        o.s[4 * h] = s;
+      }
+    }
+    for (int l = 0; l < 16; ++l)
+      o.corr[l] = off * (o.q[4 * l] + o.q[4 * l + 1] + o.q[4 * l + 2] + o.q[4 * l + 3]);
+  }
+}
+
 // The vector matmul entry points of one ISA.
 struct MatmulFns {
   decltype(&avx512::gemv_float) gemv_float;
   decltype(&avx512::quantize_acts) quantize_acts;
-  decltype(&avx512::gemv_quant) gemv_quant;
+  decltype(&avx512::qgemm_rows) qgemm_rows;
+  decltype(&avx512::round_acts) round_acts;
   decltype(&avx512::gemm_pack_x) gemm_pack_x;
   decltype(&avx512::gemm_rows) gemm_rows;
 };
-constexpr MatmulFns kAvx512Matmul{avx512::gemv_float, avx512::quantize_acts, avx512::gemv_quant,
-                                  avx512::gemm_pack_x, avx512::gemm_rows};
-constexpr MatmulFns kAvx2Matmul{avx2::gemv_float, avx2::quantize_acts, avx2::gemv_quant,
-                                avx2::gemm_pack_x, avx2::gemm_rows};
+constexpr MatmulFns kAvx512Matmul{avx512::gemv_float, avx512::quantize_acts, avx512::qgemm_rows,
+                                  avx512::round_acts, avx512::gemm_pack_x, avx512::gemm_rows};
+constexpr MatmulFns kAvx2Matmul{avx2::gemv_float, quantize_acts_generic, avx2::qgemm_rows,
+                                avx2::round_acts, avx2::gemm_pack_x, avx2::gemm_rows};
+
+// Below this many multiply-adds a matmul runs on the calling thread: waking a worker
+// costs more than it saves (tiny models, e.g. stories260K's dim-64 layers).
+constexpr int64_t kInlineMacs = 16 * 1024;
+
+template <typename F>
+void split(ThreadPool& pool, int64_t macs, int64_t units, const F& fn) {
+  if (macs < kInlineMacs || pool.size() == 1) return fn(int64_t{0}, units, 0);
+  pool.parallel_for(units, fn);
+}
 
 void matmul_vec(const MatmulFns& f, ThreadPool& pool, const WeightMatrix& w, const float* x,
                 int64_t n, float* y, int64_t xs, int64_t ys) {
-  const bool quant = dtype_is_quantized(w.dtype);
+  const int64_t macs = n * w.rows * w.cols;
+  if (dtype_is_quantized(w.dtype)) {
+    // llama.cpp's activation rounding: x as Q8_0 / Q8_1 blocks (QActPair), int8 kernels
+    // for decode and prefill alike.
+    const int64_t np = qact_pairs(w.cols);
+    auto* xq = reinterpret_cast<QActPair*>(thread_buffer(0, n * np * 64));
+    split(pool, n * w.cols * 64, n, [&](int64_t t0, int64_t t1, int) {
+      for (int64_t t = t0; t < t1; ++t) f.quantize_acts(w.dtype, x + t * xs, w.cols, xq + t * np);
+    });
+    constexpr int64_t kRowUnit = 4;
+    split(pool, macs, ceil_div(w.rows, kRowUnit), [&](int64_t u0, int64_t u1, int) {
+      f.qgemm_rows(w, xq, n, y, ys, u0 * kRowUnit, std::min(w.rows, u1 * kRowUnit));
+    });
+    return;
+  }
+  if (rounds_activations(w)) {
+    // F16 / BF16 weights in kWeightType mode: llama.cpp rounds x to the weight type; products of two fp16 or
+    // two bf16 values are exact in f32, so an f32 FMA on rounded x is that dot product.
+    float* xr = thread_buffer(1, n * w.cols);
+    for (int64_t t = 0; t < n; ++t) f.round_acts(w.dtype, x + t * xs, xr + t * w.cols, w.cols);
+    x = xr;
+    xs = w.cols;
+  }
   if (n < kGemmMinTokens) {
     constexpr int64_t kRowUnit = 4;  // the GEMV row tile
-    const int64_t units = ceil_div(w.rows, kRowUnit);
-    if (!quant) {
-      pool.parallel_for(units, [&](int64_t u0, int64_t u1, int) {
-        f.gemv_float(w, x, n, xs, y, ys, u0 * kRowUnit, std::min(w.rows, u1 * kRowUnit));
-      });
-      return;
-    }
-    const int64_t nb = w.cols / kQuantBlock;
-    auto* xb = reinterpret_cast<QActBlock*>(thread_buffer(0, n * nb * 16));
-    float* xd = thread_buffer(1, n * nb);
-    for (int64_t t = 0; t < n; ++t) f.quantize_acts(w.dtype, x + t * xs, w.cols, xb + t * nb, xd + t * nb);
-    pool.parallel_for(units, [&](int64_t u0, int64_t u1, int) {
-      for (int64_t t = 0; t < n; ++t) {
-        f.gemv_quant(w, xb + t * nb, xd + t * nb, y + t * ys, u0 * kRowUnit,
-                           std::min(w.rows, u1 * kRowUnit));
-      }
+    split(pool, macs, ceil_div(w.rows, kRowUnit), [&](int64_t u0, int64_t u1, int) {
+      f.gemv_float(w, x, n, xs, y, ys, u0 * kRowUnit, std::min(w.rows, u1 * kRowUnit));
     });
     return;
   }
@@ -71,10 +119,9 @@ void matmul_vec(const MatmulFns& f, ThreadPool& pool, const WeightMatrix& w, con
   float* xp = thread_buffer(2, groups * kGemmTokens * w.cols);
   f.gemm_pack_x(x, n, xs, w.cols, xp);
   const int64_t units = ceil_div(w.rows, kGemmMaxMr);
-  pool.parallel_for(units, [&](int64_t u0, int64_t u1, int) {
+  split(pool, macs, units, [&](int64_t u0, int64_t u1, int) {
     float* scratch = thread_buffer(0, kGemmMaxMr * kGemmKc);
-    f.gemm_rows(w, xp, n, y, ys, u0 * kGemmMaxMr, std::min(w.rows, u1 * kGemmMaxMr),
-                      scratch);
+    f.gemm_rows(w, xp, n, y, ys, u0 * kGemmMaxMr, std::min(w.rows, u1 * kGemmMaxMr), scratch);
   });
 }
 

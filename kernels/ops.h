@@ -17,6 +17,15 @@
 
 namespace tessera::kernels {
 
+// How the activation operand of a matmul on F16 / BF16 weights is rounded.
+//   kNone:       x stays f32 (Hugging Face / PyTorch semantics of a bf16/f16 checkpoint
+//                run in f32, the default).
+//   kWeightType: x is rounded to the weight type first (RNE), as llama.cpp's CPU backend
+//                does (its vec_dot_type): the mode for GGUF checkpoints.
+// Block-quantised weights (Q8_0, Q4_0, Q4_1) always quantise x like llama.cpp (Q8_0
+// blocks; Q8_1 for Q4_1): see ref::matmul_rows. F32 weights never round x.
+enum class ActRounding : uint8_t { kNone, kWeightType };
+
 // A weight matrix W [rows][cols] in any DType; row r starts at data + r * row_stride
 // bytes. A tensor-parallel slice of rows is just a pointer offset; cols must be a
 // multiple of dtype_block_elems(dtype).
@@ -26,7 +35,14 @@ struct WeightMatrix {
   int64_t cols = 0;
   const void* data = nullptr;
   int64_t row_stride = 0;  // bytes between rows; 0 means dtype_row_bytes(dtype, cols)
+  ActRounding act_rounding = ActRounding::kNone;  // F16 / BF16 only, see above
 };
+
+// True when matmul rounds x to w.dtype before the dot product (F16 / BF16 + kWeightType).
+inline bool rounds_activations(const WeightMatrix& w) {
+  return (w.dtype == DType::kF16 || w.dtype == DType::kBF16) &&
+         w.act_rounding == ActRounding::kWeightType;
+}
 
 // y [n][w.rows] = x [n][w.cols] . W^T, for n >= 1 (n == 1 is the decode GEMV; larger n
 // is prefill GEMM). x rows are x_stride floats apart (0 = w.cols), y rows y_stride

@@ -165,18 +165,80 @@ void quantize_row(DType t, const float* x, void* dst, int64_t n) {
 
 // ---- matmul ----
 
+void quantize_act_block(const float* x, int8_t* q, float* d_out, float* s_out) {
+  float amax = 0.0f;
+  for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[j]));
+  const float d = amax / 127.0f;
+  const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+  int sum = 0;
+  for (int j = 0; j < 32; ++j) {
+    q[j] = static_cast<int8_t>(std::nearbyint(x[j] * id));  // default rounding mode: RNE
+    sum += q[j];
+  }
+  *d_out = f16_to_f32(f32_to_f16(d));
+  *s_out = f16_to_f32(f32_to_f16(d * static_cast<float>(sum)));
+}
+
+float round_act(DType wt, float x) {
+  if (wt == DType::kF16) return f16_to_f32(f32_to_f16(x));
+  if (wt == DType::kBF16) return bf16_to_f32(f32_to_bf16(x));
+  return x;
+}
+
 void matmul_rows(const WeightMatrix& w, const float* x, int64_t n, float* y, int64_t x_stride,
                  int64_t y_stride, int64_t r0, int64_t r1) {
   if (x_stride == 0) x_stride = w.cols;
   if (y_stride == 0) y_stride = w.rows;
   const int64_t rs = w.row_stride ? w.row_stride : dtype_row_bytes(w.dtype, w.cols);
-  std::vector<float> row(w.cols);
+  const int64_t K = w.cols;
+  if (dtype_is_quantized(w.dtype)) {
+    const int64_t nb = K / 32;
+    std::vector<int8_t> xq(n * K);
+    std::vector<float> xd(n * nb), xs(n * nb);
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t b = 0; b < nb; ++b)
+        quantize_act_block(x + t * x_stride + 32 * b, &xq[t * K + 32 * b], &xd[t * nb + b], &xs[t * nb + b]);
+    for (int64_t r = r0; r < r1; ++r) {
+      const char* row = static_cast<const char*>(w.data) + r * rs;
+      for (int64_t t = 0; t < n; ++t) {
+        double acc = 0;
+        for (int64_t b = 0; b < nb; ++b) {
+          const int8_t* qx = &xq[t * K + 32 * b];
+          int32_t isum = 0;
+          float dw = 0, mw = 0;
+          if (w.dtype == DType::kQ8_0) {
+            const auto& blk = reinterpret_cast<const BlockQ8_0*>(row)[b];
+            dw = f16_to_f32(blk.d);
+            for (int j = 0; j < 32; ++j) isum += blk.qs[j] * qx[j];
+          } else if (w.dtype == DType::kQ4_0) {
+            const auto& blk = reinterpret_cast<const BlockQ4_0*>(row)[b];
+            dw = f16_to_f32(blk.d);
+            for (int j = 0; j < 16; ++j)
+              isum += ((blk.qs[j] & 0x0f) - 8) * qx[j] + ((blk.qs[j] >> 4) - 8) * qx[j + 16];
+          } else {
+            const auto& blk = reinterpret_cast<const BlockQ4_1*>(row)[b];
+            dw = f16_to_f32(blk.d);
+            mw = f16_to_f32(blk.m);
+            for (int j = 0; j < 16; ++j) isum += (blk.qs[j] & 0x0f) * qx[j] + (blk.qs[j] >> 4) * qx[j + 16];
+          }
+          acc += static_cast<double>(dw) * xd[t * nb + b] * isum;
+          if (w.dtype == DType::kQ4_1) acc += static_cast<double>(mw) * xs[t * nb + b];
+        }
+        y[t * y_stride + r] = static_cast<float>(acc);
+      }
+    }
+    return;
+  }
+  std::vector<float> row(K), xr(n * K);
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t k = 0; k < K; ++k)
+      xr[t * K + k] = rounds_activations(w) ? round_act(w.dtype, x[t * x_stride + k]) : x[t * x_stride + k];
   for (int64_t r = r0; r < r1; ++r) {
-    dequantize_row(w.dtype, static_cast<const char*>(w.data) + r * rs, row.data(), w.cols);
+    dequantize_row(w.dtype, static_cast<const char*>(w.data) + r * rs, row.data(), K);
     for (int64_t t = 0; t < n; ++t) {
-      const float* xt = x + t * x_stride;
+      const float* xt = &xr[t * K];
       double s = 0;
-      for (int64_t k = 0; k < w.cols; ++k) s += static_cast<double>(row[k]) * xt[k];
+      for (int64_t k = 0; k < K; ++k) s += static_cast<double>(row[k]) * xt[k];
       y[t * y_stride + r] = static_cast<float>(s);
     }
   }

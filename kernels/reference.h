@@ -13,13 +13,30 @@
 
 namespace tessera::kernels::ref {
 
-// y rows [r0, r1) of y [n][w.rows] = x [n][w.cols] . W^T (dequantise, sum in double).
+// y rows [r0, r1) of y [n][w.rows] = x [n][w.cols] . W^T, sums in double, with the
+// activation operand rounded as llama.cpp's CPU backend rounds it (its "vec_dot_type"):
+//   F32: x as is.   F16 / BF16: x rounded to fp16 / bf16 when w.act_rounding is
+//   kWeightType (GGUF), x as is for kNone (the default; HF safetensors semantics).
+//   Q8_0 / Q4_0: x quantised per 32-block (quantize_act_block), then per block
+//                fp16(d_w) * fp16(d_x) * sum(q_w q_x)  (Q4_0: q_w - 8)
+//   Q4_1:        x as Q8_1: fp16(d_w) * fp16(d_x) * sum(q_w q_x) + m_w * s_x
+// so every path matches llama.cpp up to f32 summation order.
 void matmul_rows(const WeightMatrix& w, const float* x, int64_t n, float* y, int64_t x_stride,
                  int64_t y_stride, int64_t r0, int64_t r1);
 void matmul(const WeightMatrix& w, const float* x, int64_t n, float* y, int64_t x_stride = 0,
             int64_t y_stride = 0);
 
 void dequantize_row(DType t, const void* src, float* out, int64_t n);
+
+// One 32-block of activations as llama.cpp's x86 quantize_row_q8_0 / q8_1 quantise it:
+// d = amax / 127, q = round-half-even(x * (127 / amax)) (0 when amax == 0);
+// *d_out = fp16(d) as f32 (the scale the dot uses), *s_out = fp16(d * sum(q)) as f32
+// (Q8_1's s; the d in it is the unrounded f32 d).
+void quantize_act_block(const float* x, int8_t* q, float* d_out, float* s_out);
+
+// x rounded to the activation type of a matmul on F16 / BF16 weights (RNE); others: x.
+float round_act(DType wt, float x);
+
 void quantize_row(DType t, const float* src, void* dst, int64_t n);
 
 void rmsnorm(const float* x, const float* w, float* out, int64_t n_rows, int64_t dim, float eps);
