@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -24,7 +25,12 @@ double fma_peak_avx512(int64_t iters, float* sink);
 namespace tessera::kernels {
 namespace {
 
-constexpr int kThreads = 2;
+// Threads of the pools below: 2, or TESSERA_BENCH_THREADS (e.g. 1 to measure one core
+// while something else occupies the other).
+const int kThreads = [] {
+  const char* e = std::getenv("TESSERA_BENCH_THREADS");
+  return e && std::atoi(e) > 0 ? std::atoi(e) : 2;
+}();
 constexpr int64_t kGiB = int64_t{1} << 30;
 
 std::vector<float> rand_floats(int64_t n, uint32_t seed) {
@@ -131,10 +137,26 @@ GEMV_BENCH(Q4_0_4096x11008, DType::kQ4_0, 4096, 11008)
 GEMM_BENCH(F32_4096x4096, DType::kF32, 4096, 4096)
 GEMM_BENCH(Q8_0_4096x4096, DType::kQ8_0, 4096, 4096)
 GEMM_BENCH(Q4_0_4096x4096, DType::kQ4_0, 4096, 4096)
+GEMM_BENCH(Q4_1_4096x4096, DType::kQ4_1, 4096, 4096)
+GEMM_BENCH(F16_4096x4096, DType::kF16, 4096, 4096)
+GEMM_BENCH(BF16_4096x4096, DType::kBF16, 4096, 4096)
 
-// Decode attention: 32 query heads, 8 KV heads, head_dim 128, n_kv from the argument.
+// A tiny decode matmul (stories260K: dim 64, hidden 172 -> 64x192 etc.): dispatch-bound.
+void BM_matmul_tiny(benchmark::State& state) {
+  const int64_t rows = state.range(0), cols = 64;
+  const auto wv = rand_floats(rows * cols, 7);
+  const auto x = rand_floats(cols, 8);
+  std::vector<float> y(rows);
+  ThreadPool pool(kThreads);
+  const WeightMatrix w{DType::kF32, rows, cols, wv.data(), 0};
+  for (auto _ : state) matmul(pool, w, x.data(), 1, y.data());
+}
+BENCHMARK(BM_matmul_tiny)->Arg(64)->Arg(512)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+// Decode attention: 32 query heads, KV heads = range(1) (8: GQA, 1: MQA), head_dim 128,
+// n_kv = range(0).
 void BM_attention_decode(benchmark::State& state) {
-  const int64_t n_kv = state.range(0), heads = 32, kv_heads = 8, hd = 128, block = 256;
+  const int64_t n_kv = state.range(0), heads = 32, kv_heads = state.range(1), hd = 128, block = 256;
   const int64_t blocks = (n_kv + block - 1) / block;
   const auto k = rand_floats(blocks * block * kv_heads * hd, 4);
   const auto v = rand_floats(blocks * block * kv_heads * hd, 5);
@@ -153,7 +175,12 @@ void BM_attention_decode(benchmark::State& state) {
   for (auto _ : state) attention(pool, a);
   state.SetBytesProcessed(state.iterations() * 2 * n_kv * kv_heads * hd * sizeof(float));
 }
-BENCHMARK(BM_attention_decode)->Arg(4096)->Arg(32768)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_attention_decode)
+    ->Args({4096, 8})
+    ->Args({32768, 8})
+    ->Args({32768, 1})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
 
 // Dispatch cost of an empty parallel_for (decode runs ~10 per layer per token).
 void BM_dispatch(benchmark::State& state) {

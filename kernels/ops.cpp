@@ -252,18 +252,82 @@ void attention(ThreadPool& pool, const AttentionArgs& a) {
     pool.parallel_for(a.n_q, [&](int64_t t0, int64_t t1, int) { ref::attention_rows(a, t0, t1); });
     return;
   }
-  // Tasks: (query tile, KV head). A tile holds up to kAttnMaxRows query-head rows.
+  // Tasks: (KV split, query tile, KV head). A tile holds up to kAttnMaxRows query-head rows.
   const int64_t group = a.n_heads / a.n_kv_heads;
   const int64_t tile = std::max<int64_t>(1, kAttnMaxRows / group);
   const int64_t tiles = ceil_div(a.n_q, tile);
   const int64_t rows = std::min(tile, a.n_q) * group;
-  pool.parallel_for(tiles * a.n_kv_heads, [&](int64_t b, int64_t e, int) {
+  const int64_t base_tasks = tiles * a.n_kv_heads;
+  // Flash decoding: when there are fewer tasks than threads (decode with MQA or few KV
+  // heads) and the KV range is long, KV is split into ranges run as separate tasks whose
+  // partial (out, lse) are merged exactly with merge_attention. Split points fall on
+  // cache-block boundaries (or anywhere inside a single contiguous block).
+  constexpr int64_t kMinSplitKv = 1024;
+  int64_t splits = 1;
+  if (base_tasks < 2 * pool.size() && a.n_kv >= 2 * kMinSplitKv && pool.size() > 1) {
+    splits = std::min<int64_t>(ceil_div(2 * pool.size(), base_tasks), a.n_kv / kMinSplitKv);
+  }
+  const bool one_block = a.block_size >= a.n_kv;
+  const int64_t unit = one_block ? 64 : a.block_size;
+  const int64_t units = ceil_div(a.n_kv, unit);
+  splits = std::min(splits, units);
+  if (splits <= 1) {
+    pool.parallel_for(base_tasks, [&](int64_t b, int64_t e, int) {
+      float* scratch = thread_buffer(1, attention_scratch_floats(rows, a.head_dim));
+      for (int64_t task = b; task < e; ++task) {
+        const int64_t qt = task / a.n_kv_heads, kvh = task % a.n_kv_heads;
+        avx512::attention_task(a, qt * tile, std::min(a.n_q, (qt + 1) * tile), kvh, scratch);
+      }
+    });
+    return;
+  }
+  const int64_t hd = a.head_dim, width = a.n_heads * hd;
+  const int64_t part_out = a.n_q * width, part_lse = a.n_q * a.n_heads;
+  float* parts = thread_buffer(2, splits * (part_out + part_lse));
+  const int64_t kv_tok = a.n_kv_heads * hd;
+  auto split_args = [&](int64_t s, AttentionArgs* sa, const float** kb, const float** vb) {
+    const int64_t j0 = units * s / splits * unit;
+    const int64_t j1 = std::min(a.n_kv, units * (s + 1) / splits * unit);
+    *sa = a;
+    sa->n_kv = j1 - j0;
+    sa->kv_pos0 = a.kv_pos0 + j0;
+    if (one_block) {
+      kb[0] = a.k_blocks[0] + j0 * kv_tok;
+      vb[0] = a.v_blocks[0] + j0 * kv_tok;
+      sa->k_blocks = kb;
+      sa->v_blocks = vb;
+    } else {
+      sa->k_blocks = a.k_blocks + j0 / a.block_size;
+      sa->v_blocks = a.v_blocks + j0 / a.block_size;
+    }
+    sa->out = parts + s * part_out;
+    sa->out_stride = width;
+    sa->lse = parts + splits * part_out + s * part_lse;
+  };
+  pool.parallel_for(splits * base_tasks, [&](int64_t b, int64_t e, int) {
     float* scratch = thread_buffer(1, attention_scratch_floats(rows, a.head_dim));
     for (int64_t task = b; task < e; ++task) {
-      const int64_t qt = task / a.n_kv_heads, kvh = task % a.n_kv_heads;
-      avx512::attention_task(a, qt * tile, std::min(a.n_q, (qt + 1) * tile), kvh, scratch);
+      const int64_t s = task / base_tasks, rest = task % base_tasks;
+      const int64_t qt = rest / a.n_kv_heads, kvh = rest % a.n_kv_heads;
+      AttentionArgs sa;
+      const float* kb[1];
+      const float* vb[1];
+      split_args(s, &sa, kb, vb);
+      if (sa.n_kv <= 0) continue;
+      avx512::attention_task(sa, qt * tile, std::min(a.n_q, (qt + 1) * tile), kvh, scratch);
     }
   });
+  // Merge splits 1.. into split 0 (rows of head_dim floats), then copy out.
+  float* out0 = parts;
+  float* lse0 = parts + splits * part_out;
+  for (int64_t s = 1; s < splits; ++s) {
+    ref::merge_attention(out0, lse0, parts + s * part_out, lse0 + s * part_lse, a.n_q * a.n_heads, hd);
+  }
+  const int64_t os = a.out_stride ? a.out_stride : width;
+  for (int64_t t = 0; t < a.n_q; ++t) {
+    std::memcpy(a.out + t * os, out0 + t * width, width * sizeof(float));
+    if (a.lse) std::memcpy(a.lse + t * a.n_heads, lse0 + t * a.n_heads, a.n_heads * sizeof(float));
+  }
 }
 
 void merge_attention(float* out_a, float* lse_a, const float* out_b, const float* lse_b,

@@ -87,6 +87,11 @@ TEST_P(AttentionTest, MatchesReference) {
       {9, 2, 1, 32, 16, 20, 0, 0, 0, false, 0},      // bidirectional
       {4, 2, 2, 16, 4, 10, 0, 5, 0, true, 0},        // queries that see no KV
       {130, 2, 2, 64, 16, 130, 0, 0, 0, true, 0},
+      // long decode KV with few KV heads: split over KV across threads (flash decoding)
+      {1, 4, 1, 64, 256, 5000, 4999, 0, 0, true, 0},      // MQA, paged
+      {1, 8, 1, 128, 3000, 3000, 2999, 0, 0, true, 0},    // MQA, one contiguous block
+      {1, 2, 1, 32, 64, 4000, 3999, 0, 1500, true, 0},    // window: some splits see nothing
+      {2, 8, 2, 64, 128, 2500, 2498, 0, 0, true, 20.0f},  // 2 queries, GQA, softcap
   };
   for (const Case& c : cases) {
     for (int threads : {1, 2}) {
