@@ -58,6 +58,6 @@ fi
 import torch, transformers, gguf, llama_cpp, numpy, safetensors
 print(llama_cpp.llama_print_system_info().decode())
 print("[setup_venv] ok: torch", torch.__version__, "transformers", transformers.__version__,
-      "gguf", getattr(gguf, "__version__", "?"), "llama_cpp", llama_cpp.__version__,
+      "gguf", __import__("importlib.metadata").metadata.version("gguf"), "llama_cpp", llama_cpp.__version__,
       "numpy", numpy.__version__)
 PY
