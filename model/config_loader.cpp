@@ -135,9 +135,20 @@ ModelConfig config_from_hf_json(const Json& j, const std::string& source) {
     TESSERA_REQUIRE(b == nullptr || b->is_null() || !b->as_bool(bias), ErrorKind::kUnsupported, source, ": ", bias,
                     " = true is not supported by the dense decoder yet");
   }
-  const Json* scaling = j.find("rope_scaling");
-  TESSERA_REQUIRE(scaling == nullptr || scaling->is_null(), ErrorKind::kUnsupported, source,
-                  ": rope_scaling is not supported yet");
+  // transformers >= 5 writes {"rope_parameters": {"rope_theta", "rope_type"}}; older
+  // versions a top-level rope_theta and an optional rope_scaling object.
+  for (const char* key : {"rope_parameters", "rope_scaling"}) {
+    const Json* rp = j.find(key);
+    if (rp == nullptr || rp->is_null()) continue;
+    TESSERA_REQUIRE(rp->is_object(), ErrorKind::kInvalidInput, source, ": ", key, " must be an object");
+    if (const Json* theta = rp->find("rope_theta"); theta != nullptr && !theta->is_null())
+      c.rope_theta = static_cast<float>(theta->as_double("rope_theta"));
+    const Json* type = rp->find("rope_type");
+    if (type == nullptr) type = rp->find("type");
+    const std::string kind = type == nullptr || type->is_null() ? "default" : type->as_string("rope_type");
+    TESSERA_REQUIRE(kind == "default", ErrorKind::kUnsupported, source, ": ", key, ".rope_type '", kind,
+                    "' is not supported yet (only default RoPE)");
+  }
   return c;
 }
 
