@@ -44,6 +44,7 @@ int run_generate(int argc, char** argv) {
   a.flag("prefill-chunk", "N", "prompt tokens per prefill step", "512");
   a.flag("no-echo", "", "do not print the prompt, only the continuation");
   a.flag("timings", "", "print prefill and decode tokens/s to stderr at the end");
+  a.flag("show-ids", "", "print the prompt and generated token ids to stderr at the end");
   if (!a.parse(argc, argv, 2)) {
     std::cout << a.help();
     return 0;
@@ -100,7 +101,9 @@ int run_generate(int argc, char** argv) {
     for (int32_t id : prompt) (void)out.push(id);  // keeps the leading-space rule consistent
   }
   Generator generator(worker);
+  std::vector<int32_t> generated;
   GenerateStats stats = generator.generate(prompt, opt, [&](int32_t id) {
+    generated.push_back(id);
     const std::string piece = out.push(id);
     std::fwrite(piece.data(), 1, piece.size(), stdout);
     std::fflush(stdout);
@@ -111,6 +114,15 @@ int run_generate(int argc, char** argv) {
   std::fputc('\n', stdout);
   std::fflush(stdout);
 
+  if (a.on("show-ids")) {
+    auto print_ids = [](const char* label, const std::vector<int32_t>& ids) {
+      std::fprintf(stderr, "%s:", label);
+      for (int32_t id : ids) std::fprintf(stderr, " %d", id);
+      std::fputc('\n', stderr);
+    };
+    print_ids("prompt ids", prompt);
+    print_ids("generated ids", generated);
+  }
   if (a.on("timings")) {
     std::fprintf(stderr,
                  "prompt: %lld tokens in %.3f s (%.1f tok/s); generated: %lld tokens, decode %.1f tok/s; seed %llu; "
