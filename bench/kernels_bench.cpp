@@ -130,6 +130,27 @@ GEMV_BENCH(Q4_1_11008x4096, DType::kQ4_1, 11008, 4096)
 GEMV_BENCH(Q8_0_4096x11008, DType::kQ8_0, 4096, 11008)
 GEMV_BENCH(Q4_0_4096x11008, DType::kQ4_0, 4096, 11008)
 
+// The same GEMV on one L2-resident matrix (512 x 4096): the kernel's compute rate, to
+// tell compute-bound from memory-bound (compare with the gemv/* rows above and membw).
+void gemv_hot(benchmark::State& state, DType t) {
+  const int64_t rows = 512, cols = 4096;
+  WeightSet ws(t, rows, cols, 0);
+  ThreadPool pool(kThreads);
+  const auto x = rand_floats(cols, 2);
+  std::vector<float> y(rows);
+  const WeightMatrix w{t, rows, cols, ws.copies[0].data(), 0};
+  for (auto _ : state) matmul(pool, w, x.data(), 1, y.data());
+  state.SetBytesProcessed(state.iterations() * dtype_row_bytes(t, cols) * rows);
+}
+void BM_gemv_hot_F32(benchmark::State& s) { gemv_hot(s, DType::kF32); }
+void BM_gemv_hot_Q8_0(benchmark::State& s) { gemv_hot(s, DType::kQ8_0); }
+void BM_gemv_hot_Q4_0(benchmark::State& s) { gemv_hot(s, DType::kQ4_0); }
+void BM_gemv_hot_Q4_1(benchmark::State& s) { gemv_hot(s, DType::kQ4_1); }
+BENCHMARK(BM_gemv_hot_F32)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_gemv_hot_Q8_0)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_gemv_hot_Q4_0)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_gemv_hot_Q4_1)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
 #define GEMM_BENCH(name, dtype, rows, cols)                                                    \
   void BM_gemm_##name(benchmark::State& s) { gemm(s, dtype, rows, cols); }                    \
   BENCHMARK(BM_gemm_##name)->Arg(64)->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime();

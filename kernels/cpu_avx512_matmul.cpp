@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #include <cstring>
+#include <utility>
 
 #include "kernels/fp16.h"
 #include "kernels/isa_kernels.h"
@@ -122,40 +123,64 @@ template <> struct QBlock<DType::kQ4_1> { using type = BlockQ4_1; };
 // Per pair, row i: load + unpack W (Q4: one shift, no shuffle), per-lane scales; per
 // (row, token): one vpdpbusd, one convert, one multiply of the scales, one FMA.
 
-// W blocks b[0] (and b[1] if kHas1) as unsigned bytes in the QActPair byte order.
+// One pair of W blocks, loaded whole and rearranged with 16-bit permutes (every field of
+// the Q4_0 / Q4_1 / Q8_0 blocks sits at an even byte offset): the quants as unsigned
+// bytes in the QActPair order, and the per-lane scales d (and Q4_1's m) from the same
+// registers. Masked loads never touch bytes past the pair (or past block 0 when kHas1
+// is false), so the last row of a matrix is safe.
+template <int... I>
+inline __m512i words(std::integer_sequence<int, I...>) {
+  alignas(64) static constexpr uint16_t v[32] = {static_cast<uint16_t>(I)...};
+  return _mm512_load_si512(v);
+}
+template <int... I>
+using W32 = std::integer_sequence<int, I...>;
+
 template <DType T, bool kHas1>
-inline __m512i load_wq(const typename QBlock<T>::type* b) {
+__attribute__((always_inline)) inline void load_pair(const typename QBlock<T>::type* b, __m512i* wq,
+                                                     __m512* dw, __m512* mw) {
   if constexpr (T == DType::kQ8_0) {
-    const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[0].qs));
-    const __m256i hi = kHas1 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[1].qs))
-                             : _mm256_set1_epi8(static_cast<char>(0x80));
-    return _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1),
-                            _mm512_set1_epi8(static_cast<char>(0x80)));
+    // A = bytes 0..63 of the pair (d0, qs0, d1, qs1[0..29]); B = block 1 (d1, qs1).
+    const __m512i a = kHas1 ? _mm512_loadu_si512(b) : _mm512_maskz_loadu_epi16(0x1ffff, b);
+    const __m512i c = kHas1 ? _mm512_maskz_loadu_epi16(0x1ffff, b + 1) : _mm512_setzero_si512();
+    const __m512i qi = words(W32<1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 33, 34, 35, 36,
+                                 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48>{});
+    const __m512i di = words(W32<0, 0, 0, 0, 0, 0, 0, 0, 32, 32, 32, 32, 32, 32, 32, 32, 0, 0, 0, 0, 0,
+                                 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0>{});
+    *wq = _mm512_xor_si512(_mm512_permutex2var_epi16(a, qi, c), _mm512_set1_epi8(static_cast<char>(0x80)));
+    *dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(a, di, c)));
+  } else if constexpr (T == DType::kQ4_0) {
+    const __m512i z = _mm512_maskz_loadu_epi16(kHas1 ? 0x3ffff : 0x1ff, b);
+    const __m512i qi = words(W32<1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17, 1, 2, 3, 4, 5,
+                                 6, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17>{});
+    const __m512i sh = words(W32<0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4,
+                                 4, 4, 4, 4, 4, 4, 4, 4, 4>{});
+    const __m512i di = words(W32<0, 0, 0, 0, 9, 9, 9, 9, 0, 0, 0, 0, 9, 9, 9, 9, 0, 0, 0, 0, 0, 0, 0,
+                                 0, 0, 0, 0, 0, 0, 0, 0, 0>{});
+    *wq = _mm512_and_si512(_mm512_srlv_epi16(_mm512_permutexvar_epi16(qi, z), sh), _mm512_set1_epi8(0x0f));
+    *dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(di, z)));
   } else {
-    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[0].qs));
-    const __m128i c = kHas1 ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[1].qs))
-                            : _mm_setzero_si128();
-    const __m256i v = _mm256_set_m128i(c, a);
-    const __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(v), _mm256_srli_epi16(v, 4), 1);
-    return _mm512_and_si512(z, _mm512_set1_epi8(0x0f));
+    const __m512i z = _mm512_maskz_loadu_epi16(kHas1 ? 0xfffff : 0x3ff, b);
+    const __m512i qi = words(W32<2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 14, 15, 16, 17, 18, 19, 2, 3, 4, 5, 6,
+                                 7, 8, 9, 12, 13, 14, 15, 16, 17, 18, 19>{});
+    const __m512i sh = words(W32<0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4,
+                                 4, 4, 4, 4, 4, 4, 4, 4, 4>{});
+    const __m512i di = words(W32<0, 0, 0, 0, 10, 10, 10, 10, 0, 0, 0, 0, 10, 10, 10, 10, 1, 1, 1, 1,
+                                 11, 11, 11, 11, 1, 1, 1, 1, 11, 11, 11, 11>{});
+    *wq = _mm512_and_si512(_mm512_srlv_epi16(_mm512_permutexvar_epi16(qi, z), sh), _mm512_set1_epi8(0x0f));
+    const __m512i dm = _mm512_permutexvar_epi16(di, z);
+    *dw = _mm512_cvtph_ps(_mm512_castsi512_si256(dm));
+    *mw = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(dm, 1));
   }
 }
 
-// Lanes of b1 in the QActPair lane order.
-template <DType T>
-constexpr __mmask16 kB1Lanes = T == DType::kQ8_0 ? 0xff00 : 0xf0f0;
-
-template <DType T, bool kHas1>
-inline __m512 lane_scales(uint16_t h0, uint16_t h1) {
-  const float v0 = _cvtsh_ss(h0);
-  const float v1 = kHas1 ? _cvtsh_ss(h1) : 0.0f;
-  return _mm512_mask_blend_ps(kB1Lanes<T>, _mm512_set1_ps(v0), _mm512_set1_ps(v1));
-}
-
-template <DType T, int MR, int NT, bool kHas1>
+// kPrefetch: prefetch the same bytes of the next row tile (pf bytes ahead) - W rows are
+// short next to a page, so the hardware streamers ramp up too late for GEMV.
+template <DType T, int MR, int NT, bool kHas1, bool kPrefetch = false>
 __attribute__((always_inline)) inline void qpair_step(const typename QBlock<T>::type* const* rows,
                                                       const QActPair* x, int64_t xstride,
-                                                      int64_t p, __m512 (&acc)[MR][NT]) {
+                                                      int64_t p, __m512 (&acc)[MR][NT],
+                                                      int64_t pf = 0) {
   __m512i xq[NT];
   __m512 xd[NT];
   for (int t = 0; t < NT; ++t) {
@@ -163,11 +188,10 @@ __attribute__((always_inline)) inline void qpair_step(const typename QBlock<T>::
     xd[t] = _mm512_load_ps(x[t * xstride + p].d);
   }
   for (int i = 0; i < MR; ++i) {
-    const auto* b = rows[i] + 2 * p;
-    const __m512i wq = load_wq<T, kHas1>(b);
-    const __m512 dw = lane_scales<T, kHas1>(b[0].d, kHas1 ? b[1].d : 0);
-    __m512 mw;
-    if constexpr (T == DType::kQ4_1) mw = lane_scales<T, kHas1>(b[0].m, kHas1 ? b[1].m : 0);
+    __m512i wq;
+    __m512 dw, mw;
+    if constexpr (kPrefetch) _mm_prefetch(reinterpret_cast<const char*>(rows[i] + 2 * p) + pf, _MM_HINT_T0);
+    load_pair<T, kHas1>(rows[i] + 2 * p, &wq, &dw, &mw);
     for (int t = 0; t < NT; ++t) {
       const QActPair& a = x[t * xstride + p];
       __m512i dot;
@@ -193,7 +217,11 @@ void qtile(const char* w0, int64_t rs, const QActPair* x, int64_t xstride, int64
   for (int i = 0; i < MR; ++i)
     for (int t = 0; t < NT; ++t) acc[i][t] = _mm512_setzero_ps();
   const int64_t full = nb / 2;
-  for (int64_t p = 0; p < full; ++p) qpair_step<T, MR, NT, true>(rows, x, xstride, p, acc);
+  if (NT == 1) {
+    for (int64_t p = 0; p < full; ++p) qpair_step<T, MR, NT, true, true>(rows, x, xstride, p, acc, MR * rs);
+  } else {
+    for (int64_t p = 0; p < full; ++p) qpair_step<T, MR, NT, true>(rows, x, xstride, p, acc);
+  }
   if (nb & 1) qpair_step<T, MR, NT, false>(rows, x, xstride, full, acc);
   for (int i = 0; i < MR; ++i)
     for (int t = 0; t < NT; ++t) y[t * ys + i] = _mm512_reduce_add_ps(acc[i][t]);
