@@ -157,7 +157,12 @@ __attribute__((always_inline)) inline void load_pair(const typename QBlock<T>::t
                                  4, 4, 4, 4, 4, 4, 4, 4, 4>{});
     const __m512i di = words(W32<0, 0, 0, 0, 9, 9, 9, 9, 0, 0, 0, 0, 9, 9, 9, 9, 0, 0, 0, 0, 0, 0, 0,
                                  0, 0, 0, 0, 0, 0, 0, 0, 0>{});
-    *wq = _mm512_and_si512(_mm512_srlv_epi16(_mm512_permutexvar_epi16(qi, z), sh), _mm512_set1_epi8(0x0f));
+    // Low nibbles of both blocks in the low half, high nibbles (a 256-bit shift, which
+    // can issue on port 1, unlike a 512-bit one) in the high half.
+    const __m256i q = _mm512_castsi512_si256(_mm512_permutexvar_epi16(qi, z));
+    *wq = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1),
+                           _mm512_set1_epi8(0x0f));
+    (void)sh;
     *dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(di, z)));
   } else {
     const __m512i z = _mm512_maskz_loadu_epi16(kHas1 ? 0xfffff : 0x3ff, b);
@@ -222,7 +227,15 @@ void qtile(const char* w0, int64_t rs, const QActPair* x, int64_t xstride, int64
   } else {
     for (int64_t p = 0; p < full; ++p) qpair_step<T, MR, NT, true>(rows, x, xstride, p, acc);
   }
-  if (nb & 1) qpair_step<T, MR, NT, false>(rows, x, xstride, full, acc);
+  if (nb & 1) {
+    // Separate accumulators for the half pair keep GCC from moving acc to the stack.
+    __m512 tail[MR][NT];
+    for (int i = 0; i < MR; ++i)
+      for (int t = 0; t < NT; ++t) tail[i][t] = _mm512_setzero_ps();
+    qpair_step<T, MR, NT, false>(rows, x, xstride, full, tail);
+    for (int i = 0; i < MR; ++i)
+      for (int t = 0; t < NT; ++t) acc[i][t] = _mm512_add_ps(acc[i][t], tail[i][t]);
+  }
   for (int i = 0; i < MR; ++i)
     for (int t = 0; t < NT; ++t) y[t * ys + i] = _mm512_reduce_add_ps(acc[i][t]);
 }

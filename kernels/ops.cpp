@@ -272,7 +272,10 @@ void attention(ThreadPool& pool, const AttentionArgs& a) {
   const int64_t units = ceil_div(a.n_kv, unit);
   splits = std::min(splits, units);
   if (splits <= 1) {
-    pool.parallel_for(base_tasks, [&](int64_t b, int64_t e, int) {
+    // Tiny attention (e.g. decode of a dim-64 model early in the context) runs on the
+    // caller: a dispatch would cost more than the work.
+    const int64_t macs = 2 * a.n_q * a.n_heads * a.n_kv * a.head_dim;
+    split(pool, macs, base_tasks, [&](int64_t b, int64_t e, int) {
       float* scratch = thread_buffer(1, attention_scratch_floats(rows, a.head_dim));
       for (int64_t task = b; task < e; ++task) {
         const int64_t qt = task / a.n_kv_heads, kvh = task % a.n_kv_heads;
