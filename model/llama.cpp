@@ -1,6 +1,7 @@
 #include "model/llama.h"
 
 #include <cmath>
+#include <cstring>
 
 #include "common/error.h"
 
@@ -8,8 +9,18 @@ namespace tessera {
 
 namespace k = kernels;
 
-LlamaModel::LlamaModel(ModelConfig config, LlamaWeights weights, k::ThreadPool& pool)
-    : config_(std::move(config)), w_(std::move(weights)), pool_(pool) {}
+LlamaModel::LlamaModel(ModelConfig config, ShardPlan plan, LlamaWeights weights, k::ThreadPool& pool,
+                       ModelComms comms)
+    : config_(std::move(config)), plan_(plan), w_(std::move(weights)), pool_(pool), comms_(comms) {
+  q_local_ = plan_.n_q_heads * config_.head_dim;
+  kv_local_ = plan_.n_kv_heads * config_.head_dim;
+  if (plan_.spec.tp > 1)
+    TESSERA_REQUIRE(comms_.tp != nullptr && comms_.tp->size() == plan_.spec.tp, ErrorKind::kInternal,
+                    "tp = ", plan_.spec.tp, " needs a TP communicator of that size");
+  if (plan_.spec.pp > 1)
+    TESSERA_REQUIRE(comms_.pp != nullptr && comms_.pp->size() == plan_.spec.pp, ErrorKind::kInternal,
+                    "pp = ", plan_.spec.pp, " needs a PP communicator of that size");
+}
 
 void LlamaModel::ensure_capacity(int64_t n) {
   if (n <= capacity_) return;
@@ -17,14 +28,18 @@ void LlamaModel::ensure_capacity(int64_t n) {
   pos_.resize(n);
   x_.resize(n * c.dim);
   xn_.resize(n * c.dim);
-  q_.resize(n * c.q_dim());
-  k_.resize(n * c.kv_dim());
-  v_.resize(n * c.kv_dim());
-  att_.resize(n * c.q_dim());
+  q_.resize(n * q_local_);
+  k_.resize(n * kv_local_);
+  v_.resize(n * kv_local_);
+  att_.resize(n * q_local_);
   proj_.resize(n * c.dim);
-  gate_.resize(n * c.ffn_dim);
-  up_.resize(n * c.ffn_dim);
+  gate_.resize(n * plan_.ffn_size);
+  up_.resize(n * plan_.ffn_size);
   capacity_ = n;
+}
+
+void LlamaModel::tp_allreduce(float* data, int64_t n) {
+  if (plan_.spec.tp > 1) allreduce_sum(*comms_.tp, data, static_cast<size_t>(n));
 }
 
 void LlamaModel::forward(std::span<const ForwardSequence> batch, KvCache& cache, float* logits) {
@@ -46,27 +61,29 @@ void LlamaModel::forward(std::span<const ForwardSequence> batch, KvCache& cache,
   ensure_capacity(n_tok);
   n_tok_ = n_tok;
 
-  // Embedding lookup (dequantised rows) and positions.
-  const int64_t emb_row_bytes = w_.token_embd.row_stride;
   int64_t t = 0;
-  for (const ForwardSequence& s : batch) {
-    for (size_t i = 0; i < s.tokens.size(); ++i, ++t) {
-      const int32_t tok = s.tokens[i];
-      TESSERA_REQUIRE(tok >= 0 && tok < c.vocab_size, ErrorKind::kInvalidInput, "token id ", tok,
-                      " is outside the vocabulary of ", c.vocab_size);
-      const auto* row = static_cast<const uint8_t*>(w_.token_embd.data) + tok * emb_row_bytes;
-      k::dequantize_row(w_.token_embd.dtype, row, x_.data() + t * c.dim, c.dim);
-      if (c.embedding_scale != 1.0f)
-        for (int64_t j = 0; j < c.dim; ++j) x_[t * c.dim + j] *= c.embedding_scale;
-      pos_[t] = static_cast<int32_t>(s.pos0 + static_cast<int64_t>(i));
-    }
+  for (const ForwardSequence& s : batch)
+    for (size_t i = 0; i < s.tokens.size(); ++i) pos_[t++] = static_cast<int32_t>(s.pos0 + static_cast<int64_t>(i));
+
+  // The residual stream enters from the embedding (first stage) or the previous stage.
+  const int pp_rank = plan_.spec.pp_rank;
+  if (plan_.first_stage()) {
+    embed(batch);
+  } else {
+    comms_.pp->recv(x_.data(), static_cast<size_t>(n_tok * c.dim), CommType::kF32, pp_rank - 1,
+                    MpiTag::kPipelineActivations);
   }
 
-  for (int64_t l = 0; l < c.n_layers; ++l) {
+  for (int64_t l = 0; l < plan_.n_layers(); ++l) {
     attention_block(l, batch, cache);
     ffn_block(l);
   }
 
+  if (!plan_.last_stage()) {
+    comms_.pp->send(x_.data(), static_cast<size_t>(n_tok * c.dim), CommType::kF32, pp_rank + 1,
+                    MpiTag::kPipelineActivations);
+    return;
+  }
   // Final norm and LM head, only on the rows whose logits are wanted (none for a
   // prefill chunk that does not end its prompt).
   if (n_out == 0) return;
@@ -81,6 +98,31 @@ void LlamaModel::forward(std::span<const ForwardSequence> batch, KvCache& cache,
   k::matmul(pool_, w_.output, xn_.data(), n_out, logits);
 }
 
+void LlamaModel::embed(std::span<const ForwardSequence> batch) {
+  const ModelConfig& c = config_;
+  // Vocab-parallel: this rank owns rows [vocab_begin, vocab_begin + vocab_size); tokens
+  // of other ranks contribute zeros and the TP all-reduce completes every row.
+  const int64_t v0 = plan_.vocab_begin, v1 = plan_.vocab_begin + plan_.vocab_size;
+  const auto* table = static_cast<const uint8_t*>(w_.token_embd.data);
+  int64_t t = 0;
+  for (const ForwardSequence& s : batch) {
+    for (const int32_t tok : s.tokens) {
+      TESSERA_REQUIRE(tok >= 0 && tok < c.vocab_size, ErrorKind::kInvalidInput, "token id ", tok,
+                      " is outside the vocabulary of ", c.vocab_size);
+      float* row = x_.data() + t * c.dim;
+      if (tok >= v0 && tok < v1) {
+        k::dequantize_row(w_.token_embd.dtype, table + (tok - v0) * w_.token_embd.row_stride, row, c.dim);
+        if (c.embedding_scale != 1.0f)
+          for (int64_t j = 0; j < c.dim; ++j) row[j] *= c.embedding_scale;
+      } else {
+        std::memset(row, 0, static_cast<size_t>(c.dim) * sizeof(float));
+      }
+      ++t;
+    }
+  }
+  tp_allreduce(x_.data(), n_tok_ * c.dim);
+}
+
 void LlamaModel::attention_block(int64_t l, std::span<const ForwardSequence> batch, KvCache& cache) {
   const ModelConfig& c = config_;
   const LlamaLayerWeights& lw = w_.layers[l];
@@ -89,18 +131,17 @@ void LlamaModel::attention_block(int64_t l, std::span<const ForwardSequence> bat
   k::matmul(pool_, lw.wq, xn_.data(), n_tok, q_.data());
   k::matmul(pool_, lw.wk, xn_.data(), n_tok, k_.data());
   k::matmul(pool_, lw.wv, xn_.data(), n_tok, v_.data());
-  k::rope(q_.data(), n_tok, c.n_heads, c.head_dim, c.rope_dim, pos_.data(), c.rope_theta, c.rope_layout);
-  k::rope(k_.data(), n_tok, c.n_kv_heads, c.head_dim, c.rope_dim, pos_.data(), c.rope_theta, c.rope_layout);
+  k::rope(q_.data(), n_tok, plan_.n_q_heads, c.head_dim, c.rope_dim, pos_.data(), c.rope_theta, c.rope_layout);
+  k::rope(k_.data(), n_tok, plan_.n_kv_heads, c.head_dim, c.rope_dim, pos_.data(), c.rope_theta, c.rope_layout);
 
-  const int64_t kv_dim = c.kv_dim();
   const int64_t bs = cache.shape().block_size;
   int64_t t0 = 0;
   for (const ForwardSequence& s : batch) {
     const int64_t n = static_cast<int64_t>(s.tokens.size());
     // Append this step's K/V to the sequence's blocks.
     for (int64_t i = 0; i < n; ++i) {
-      std::copy_n(k_.data() + (t0 + i) * kv_dim, kv_dim, cache.k_at(l, s.block_table.data(), s.pos0 + i));
-      std::copy_n(v_.data() + (t0 + i) * kv_dim, kv_dim, cache.v_at(l, s.block_table.data(), s.pos0 + i));
+      std::copy_n(k_.data() + (t0 + i) * kv_local_, kv_local_, cache.k_at(l, s.block_table.data(), s.pos0 + i));
+      std::copy_n(v_.data() + (t0 + i) * kv_local_, kv_local_, cache.v_at(l, s.block_table.data(), s.pos0 + i));
     }
     const int64_t n_kv = s.pos0 + n;
     const int64_t n_blocks = (n_kv + bs - 1) / bs;
@@ -111,10 +152,10 @@ void LlamaModel::attention_block(int64_t l, std::span<const ForwardSequence> bat
       v_blocks_[b] = cache.v_block(l, s.block_table[b]);
     }
     k::AttentionArgs a;
-    a.q = q_.data() + t0 * c.q_dim();
+    a.q = q_.data() + t0 * q_local_;
     a.n_q = n;
-    a.n_heads = c.n_heads;
-    a.n_kv_heads = c.n_kv_heads;
+    a.n_heads = plan_.n_q_heads;
+    a.n_kv_heads = plan_.n_kv_heads;
     a.head_dim = c.head_dim;
     a.k_blocks = k_blocks_.data();
     a.v_blocks = v_blocks_.data();
@@ -124,11 +165,12 @@ void LlamaModel::attention_block(int64_t l, std::span<const ForwardSequence> bat
     a.kv_pos0 = 0;
     a.causal = true;
     a.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-    a.out = att_.data() + t0 * c.q_dim();
+    a.out = att_.data() + t0 * q_local_;
     k::attention(pool_, a);
     t0 += n;
   }
   k::matmul(pool_, lw.wo, att_.data(), n_tok, proj_.data());
+  tp_allreduce(proj_.data(), n_tok * c.dim);
   k::add_inplace(x_.data(), proj_.data(), n_tok * c.dim);
 }
 
@@ -138,8 +180,8 @@ void LlamaModel::ffn_block(int64_t l) {
   const int64_t n_tok = n_tok_;
   k::rmsnorm(pool_, x_.data(), lw.ffn_norm.data(), xn_.data(), n_tok, c.dim, c.norm_eps);
   k::matmul(pool_, lw.w_up, xn_.data(), n_tok, up_.data());
-  const int64_t n = n_tok * c.ffn_dim;
-  const float* hidden = gate_.data();  // [T][ffn_dim] input of the down projection
+  const int64_t n = n_tok * plan_.ffn_size;
+  const float* hidden = gate_.data();  // [T][ffn_local] input of the down projection
   switch (c.ffn) {
     case FfnKind::kSwiGlu:
       k::matmul(pool_, lw.w_gate, xn_.data(), n_tok, gate_.data());
@@ -159,6 +201,7 @@ void LlamaModel::ffn_block(int64_t l) {
       break;
   }
   k::matmul(pool_, lw.w_down, hidden, n_tok, proj_.data());
+  tp_allreduce(proj_.data(), n_tok * c.dim);
   k::add_inplace(x_.data(), proj_.data(), n_tok * c.dim);
 }
 

@@ -1,5 +1,11 @@
 // The dense decoder: RMSNorm -> attention (RoPE, GQA/MQA) -> residual -> RMSNorm ->
 // gated or plain FFN -> residual; final RMSNorm; LM head (tied or untied).
+//
+// One instance runs one rank's shard (sharding/plan.h): its stage's layers, its heads
+// and FFN units (partial sums all-reduced over the TP group after the attention output
+// and FFN down projections), its vocabulary rows of the embedding (first stage; the
+// looked-up rows are all-reduced) and LM head (last stage). Stages pass the residual
+// stream [T][dim] to the next stage over the PP communicator.
 #pragma once
 
 #include <memory>
@@ -8,26 +14,37 @@
 #include "kernels/thread_pool.h"
 #include "model/llama_weights.h"
 #include "model/model.h"
+#include "sharding/plan.h"
 
 namespace tessera {
 
 class LlamaModel final : public DecoderModel {
  public:
-  // `pool` must outlive the model; the weights' views must stay valid (the checkpoint
-  // that backs them is owned by whoever owns the model, see model/loader.h).
-  LlamaModel(ModelConfig config, LlamaWeights weights, kernels::ThreadPool& pool);
+  // `pool` and the communicators must outlive the model; the weights' views must stay
+  // valid (the checkpoint that backs them is owned next to the model, model/loader.h).
+  LlamaModel(ModelConfig config, ShardPlan plan, LlamaWeights weights, kernels::ThreadPool& pool,
+             ModelComms comms = {});
 
   const ModelConfig& config() const override { return config_; }
   void forward(std::span<const ForwardSequence> batch, KvCache& cache, float* logits) override;
+  int64_t logits_cols() const override { return plan_.vocab_size; }
+  int64_t logits_offset() const override { return plan_.vocab_begin; }
 
  private:
+  void embed(std::span<const ForwardSequence> batch);
   void attention_block(int64_t layer, std::span<const ForwardSequence> batch, KvCache& cache);
   void ffn_block(int64_t layer);
+  void tp_allreduce(float* data, int64_t n);
   void ensure_capacity(int64_t n_tokens);
 
   ModelConfig config_;
+  ShardPlan plan_;
   LlamaWeights w_;
   kernels::ThreadPool& pool_;
+  ModelComms comms_;
+  // Per-rank widths.
+  int64_t q_local_ = 0;    // n_q_heads * head_dim
+  int64_t kv_local_ = 0;   // n_kv_heads * head_dim
 
   // Activations of the current step, T = new tokens in the batch.
   int64_t capacity_ = 0;
@@ -35,13 +52,13 @@ class LlamaModel final : public DecoderModel {
   std::vector<int32_t> pos_;    // [T] absolute positions
   std::vector<float> x_;        // [T][dim] residual stream
   std::vector<float> xn_;       // [T][dim] normalised input of a block
-  std::vector<float> q_;        // [T][q_dim]
-  std::vector<float> k_;        // [T][kv_dim]
-  std::vector<float> v_;        // [T][kv_dim]
-  std::vector<float> att_;      // [T][q_dim]
+  std::vector<float> q_;        // [T][q_local]
+  std::vector<float> k_;        // [T][kv_local]
+  std::vector<float> v_;        // [T][kv_local]
+  std::vector<float> att_;      // [T][q_local]
   std::vector<float> proj_;     // [T][dim]
-  std::vector<float> gate_;     // [T][ffn_dim]
-  std::vector<float> up_;       // [T][ffn_dim]
+  std::vector<float> gate_;     // [T][ffn_local]
+  std::vector<float> up_;       // [T][ffn_local]
   std::vector<const float*> k_blocks_, v_blocks_;  // one sequence's block pointers
 };
 

@@ -10,13 +10,16 @@ namespace tessera {
 
 namespace {
 
+struct Range {
+  int64_t begin, end;
+};
+
 class WeightBinder {
  public:
   WeightBinder(const checkpoint::Checkpoint& ck, TensorNaming naming) : ck_(ck), naming_(naming) {}
 
-  // W [rows][cols] as a view into the map; the stored shape must match exactly.
-  kernels::WeightMatrix matrix(TensorRole role, int64_t layer, int64_t rows, int64_t cols) {
-    const std::string name = tensor_name(naming_, role, layer);
+  // W [rows][cols], checked against the stored shape and dtype.
+  const checkpoint::TensorInfo& check_matrix(const std::string& name, int64_t rows, int64_t cols) {
     const checkpoint::TensorInfo& t = ck_.info(name);
     const DType dt = t.dtype();  // an unusable dtype is the more useful error
     TESSERA_REQUIRE(t.shape.size() == 2 && t.shape[0] == rows && t.shape[1] == cols, ErrorKind::kInvalidInput,
@@ -26,13 +29,38 @@ class WeightBinder {
                     " is an integer tensor; weights must be F32, F16, BF16, Q8_0, Q4_0 or Q4_1");
     TESSERA_REQUIRE(cols % dtype_block_elems(dt) == 0, ErrorKind::kInvalidInput, t.file, ": tensor ", name,
                     ": row length ", cols, " is not a multiple of the ", dtype_name(dt), " block size");
+    return t;
+  }
+
+  // Rows [r.begin, r.end) of W [rows][cols]: a column-parallel shard (or all of W).
+  kernels::WeightMatrix matrix_rows(TensorRole role, int64_t layer, int64_t rows, int64_t cols, Range r) {
+    const std::string name = tensor_name(naming_, role, layer);
+    const checkpoint::TensorInfo& t = check_matrix(name, rows, cols);
+    const checkpoint::RowSlice slice = ck_.rows(name, r.begin, r.end);
     kernels::WeightMatrix w;
-    w.dtype = dt;
-    w.rows = rows;
+    w.dtype = t.dtype();
+    w.rows = r.end - r.begin;
     w.cols = cols;
-    w.data = ck_.data(name).data;
-    w.row_stride = dtype_row_bytes(dt, cols);
-    bytes_ += t.size;
+    w.data = slice.data;
+    w.row_stride = static_cast<int64_t>(slice.row_bytes);
+    bytes_ += slice.size;
+    return w;
+  }
+
+  // Columns [c.begin, c.end) of every row of W [rows][cols]: a row-parallel shard, a
+  // strided view whose rows stay row_stride bytes apart.
+  kernels::WeightMatrix matrix_cols(TensorRole role, int64_t layer, int64_t rows, int64_t cols, Range c) {
+    const std::string name = tensor_name(naming_, role, layer);
+    const checkpoint::TensorInfo& t = check_matrix(name, rows, cols);
+    if (c.begin == 0 && c.end == cols) return matrix_rows(role, layer, rows, cols, {0, rows});
+    const checkpoint::ColumnSlice slice = ck_.columns(name, c.begin, c.end);
+    kernels::WeightMatrix w;
+    w.dtype = t.dtype();
+    w.rows = rows;
+    w.cols = c.end - c.begin;
+    w.data = slice.data;
+    w.row_stride = static_cast<int64_t>(slice.row_stride);
+    bytes_ += slice.size();
     return w;
   }
 
@@ -61,52 +89,75 @@ class WeightBinder {
   uint64_t bytes_ = 0;
 };
 
-LlamaWeights bind_llama(const checkpoint::Checkpoint& ck, const ModelConfig& c, WeightBinder& b) {
+// Binds the weights this rank's plan owns (DESIGN.md, "Sharding"): column-parallel
+// Q/K/V and gate/up rows, row-parallel attention-output and down columns, the stage's
+// layers only, the vocabulary rows of the embedding (first stage) and LM head (last).
+LlamaWeights bind_llama(const checkpoint::Checkpoint& ck, const ModelConfig& c, const ShardPlan& p,
+                        WeightBinder& b) {
   LlamaWeights w;
-  w.token_embd = b.matrix(TensorRole::kTokenEmbd, -1, c.vocab_size, c.dim);
-  for (int64_t l = 0; l < c.n_layers; ++l) {
+  const int64_t hd = c.head_dim;
+  const Range vocab{p.vocab_begin, p.vocab_begin + p.vocab_size};
+  if (p.first_stage()) w.token_embd = b.matrix_rows(TensorRole::kTokenEmbd, -1, c.vocab_size, c.dim, vocab);
+  const Range q{p.q_head_begin * hd, (p.q_head_begin + p.n_q_heads) * hd};
+  const Range kv{p.kv_head_begin * hd, (p.kv_head_begin + p.n_kv_heads) * hd};
+  const Range ffn{p.ffn_begin, p.ffn_begin + p.ffn_size};
+  for (int64_t l = p.layer_begin; l < p.layer_end; ++l) {
     LlamaLayerWeights lw;
     lw.attn_norm = b.vector(TensorRole::kAttnNorm, l, c.dim);
-    lw.wq = b.matrix(TensorRole::kAttnQ, l, c.q_dim(), c.dim);
-    lw.wk = b.matrix(TensorRole::kAttnK, l, c.kv_dim(), c.dim);
-    lw.wv = b.matrix(TensorRole::kAttnV, l, c.kv_dim(), c.dim);
-    lw.wo = b.matrix(TensorRole::kAttnOut, l, c.dim, c.q_dim());
+    lw.wq = b.matrix_rows(TensorRole::kAttnQ, l, c.q_dim(), c.dim, q);
+    lw.wk = b.matrix_rows(TensorRole::kAttnK, l, c.kv_dim(), c.dim, kv);
+    lw.wv = b.matrix_rows(TensorRole::kAttnV, l, c.kv_dim(), c.dim, kv);
+    lw.wo = b.matrix_cols(TensorRole::kAttnOut, l, c.dim, c.q_dim(), q);
     lw.ffn_norm = b.vector(TensorRole::kFfnNorm, l, c.dim);
     if (c.ffn == FfnKind::kSwiGlu || c.ffn == FfnKind::kGeGlu)
-      lw.w_gate = b.matrix(TensorRole::kFfnGate, l, c.ffn_dim, c.dim);
-    lw.w_up = b.matrix(TensorRole::kFfnUp, l, c.ffn_dim, c.dim);
-    lw.w_down = b.matrix(TensorRole::kFfnDown, l, c.dim, c.ffn_dim);
+      lw.w_gate = b.matrix_rows(TensorRole::kFfnGate, l, c.ffn_dim, c.dim, ffn);
+    lw.w_up = b.matrix_rows(TensorRole::kFfnUp, l, c.ffn_dim, c.dim, ffn);
+    lw.w_down = b.matrix_cols(TensorRole::kFfnDown, l, c.dim, c.ffn_dim, ffn);
     w.layers.push_back(std::move(lw));
   }
-  w.output_norm = b.vector(TensorRole::kOutputNorm, -1, c.dim);
-  // Tied heads reuse the embedding; some files store the tied copy explicitly anyway
-  // (the stories260K GGUF does), which is used when present.
-  w.output = b.has(TensorRole::kOutput) ? b.matrix(TensorRole::kOutput, -1, c.vocab_size, c.dim) : w.token_embd;
   TESSERA_REQUIRE(c.tied_embeddings || b.has(TensorRole::kOutput), ErrorKind::kNotFound, ck.path(),
                   ": the LM head tensor is missing and the config does not tie it to the embedding");
+  if (p.last_stage()) {
+    w.output_norm = b.vector(TensorRole::kOutputNorm, -1, c.dim);
+    // Tied heads reuse the embedding; some files store the tied copy explicitly anyway
+    // (the stories260K GGUF does), which is used when present.
+    const TensorRole head = b.has(TensorRole::kOutput) ? TensorRole::kOutput : TensorRole::kTokenEmbd;
+    if (head == TensorRole::kTokenEmbd && p.first_stage()) {
+      w.output = w.token_embd;
+    } else {
+      w.output = b.matrix_rows(head, -1, c.vocab_size, c.dim, vocab);
+    }
+  }
   return w;
 }
 
 }  // namespace
 
-std::unique_ptr<LoadedModel> load_model(std::unique_ptr<checkpoint::Checkpoint> ck, kernels::ThreadPool& pool) {
+std::unique_ptr<LoadedModel> load_model(std::unique_ptr<checkpoint::Checkpoint> ck, kernels::ThreadPool& pool,
+                                        const ShardSpec& spec, const ModelComms& comms) {
   auto loaded = std::make_unique<LoadedModel>();
   loaded->config = load_model_config(*ck);
-  const TensorNaming naming =
-      ck->format() == "safetensors" ? TensorNaming::kHuggingFace : TensorNaming::kGguf;
+  const TensorNaming naming = ck->format() == "safetensors" ? TensorNaming::kHuggingFace : TensorNaming::kGguf;
+  // Row-parallel slices must fall on quantisation blocks: use the attention-output dtype.
+  const DType wo_type = ck->info(tensor_name(naming, TensorRole::kAttnOut, 0)).dtype();
+  loaded->plan = make_shard_plan(loaded->config, spec, dtype_block_elems(wo_type));
   WeightBinder binder(*ck, naming);
-  LlamaWeights weights = bind_llama(*ck, loaded->config, binder);
+  LlamaWeights weights = bind_llama(*ck, loaded->config, loaded->plan, binder);
   loaded->weight_bytes = binder.bytes();
-  const uint64_t embd_bytes = ck->info(tensor_name(naming, TensorRole::kTokenEmbd)).size;
-  const bool head_is_embd = weights.output.data == weights.token_embd.data;
-  loaded->streamed_bytes = loaded->weight_bytes - (head_is_embd ? 0 : embd_bytes);
-  loaded->model = std::make_unique<LlamaModel>(loaded->config, std::move(weights), pool);
+  // A decode step streams every bound matrix except the embedding table (one row of it),
+  // unless that table is also the LM head.
+  const bool embd_is_head = weights.output.data != nullptr && weights.output.data == weights.token_embd.data;
+  const uint64_t embd_bytes =
+      weights.token_embd.data != nullptr ? static_cast<uint64_t>(weights.token_embd.rows * weights.token_embd.row_stride) : 0;
+  loaded->streamed_bytes = loaded->weight_bytes - (embd_is_head ? 0 : embd_bytes);
+  loaded->model = std::make_unique<LlamaModel>(loaded->config, loaded->plan, std::move(weights), pool, comms);
   loaded->checkpoint = std::move(ck);
   return loaded;
 }
 
-std::unique_ptr<LoadedModel> load_model(const std::string& path, kernels::ThreadPool& pool) {
-  return load_model(checkpoint::open_checkpoint(path), pool);
+std::unique_ptr<LoadedModel> load_model(const std::string& path, kernels::ThreadPool& pool, const ShardSpec& spec,
+                                        const ModelComms& comms) {
+  return load_model(checkpoint::open_checkpoint(path), pool, spec, comms);
 }
 
 }  // namespace tessera

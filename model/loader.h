@@ -9,6 +9,7 @@
 #include "kernels/thread_pool.h"
 #include "model/config.h"
 #include "model/model.h"
+#include "sharding/plan.h"
 
 namespace tessera {
 
@@ -17,6 +18,7 @@ namespace tessera {
 struct LoadedModel {
   std::unique_ptr<checkpoint::Checkpoint> checkpoint;
   ModelConfig config;
+  ShardPlan plan;  // what this rank owns
   std::unique_ptr<DecoderModel> model;
   uint64_t weight_bytes = 0;     // bytes of all weights bound
   uint64_t streamed_bytes = 0;   // weight bytes one decode step reads (all but the embedding
@@ -25,9 +27,12 @@ struct LoadedModel {
 
 // Throws tessera::Error naming the file, the tensor and the expected/actual shape or
 // dtype when the checkpoint does not fit the model family.
-std::unique_ptr<LoadedModel> load_model(const std::string& path, kernels::ThreadPool& pool);
+// `spec` and `comms` select this rank's shard (default: the whole model, no peers).
+std::unique_ptr<LoadedModel> load_model(const std::string& path, kernels::ThreadPool& pool,
+                                        const ShardSpec& spec = {}, const ModelComms& comms = {});
 
 // Same, from an already opened checkpoint (tests).
-std::unique_ptr<LoadedModel> load_model(std::unique_ptr<checkpoint::Checkpoint> ck, kernels::ThreadPool& pool);
+std::unique_ptr<LoadedModel> load_model(std::unique_ptr<checkpoint::Checkpoint> ck, kernels::ThreadPool& pool,
+                                        const ShardSpec& spec = {}, const ModelComms& comms = {});
 
 }  // namespace tessera

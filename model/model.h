@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <span>
 
+#include "collectives/communicator.h"
 #include "model/config.h"
 #include "model/kv_cache.h"
 
@@ -22,12 +23,23 @@ struct ForwardSequence {
   int64_t n_outputs = 1;                  // logits for the last n_outputs new tokens
 };
 
+// The peers a sharded model talks to; null means "no peers in that dimension" (the
+// single-rank path makes no collective calls at all).
+struct ModelComms {
+  Communicator* tp = nullptr;  // this rank's tensor-parallel group
+  Communicator* pp = nullptr;  // this rank's pipeline column (stage s talks to s - 1 and s + 1)
+};
+
 class DecoderModel {
  public:
   virtual ~DecoderModel() = default;
   virtual const ModelConfig& config() const = 0;
-  // logits: [sum of n_outputs][vocab_size], sequence after sequence.
+  // The last pipeline stage writes logits [sum of n_outputs][logits_cols()], sequence
+  // after sequence: its vocabulary shard (logits_offset() is the id of column 0). Other
+  // stages send their activations on and write nothing.
   virtual void forward(std::span<const ForwardSequence> batch, KvCache& cache, float* logits) = 0;
+  virtual int64_t logits_cols() const = 0;
+  virtual int64_t logits_offset() const = 0;
 };
 
 }  // namespace tessera

@@ -4,6 +4,7 @@
 #include <span>
 
 #include "common/error.h"
+#include "worker/sharded_sampling.h"
 
 namespace tessera {
 
@@ -13,20 +14,42 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }
 }  // namespace
 
-Worker::Worker(const std::string& model_path, const WorkerOptions& options) {
+Worker::Worker(const std::string& model_path, const WorkerOptions& options, const ShardSpec& spec,
+               const ModelComms& comms)
+    : comms_(comms) {
   TESSERA_REQUIRE(options.threads >= 1, ErrorKind::kInvalidInput, "--threads must be >= 1, got ", options.threads);
   TESSERA_REQUIRE(options.kv_block_size >= 1, ErrorKind::kInvalidInput, "KV block size must be >= 1");
   pool_ = std::make_unique<kernels::ThreadPool>(options.threads);
-  model_ = load_model(model_path, *pool_);
+  model_ = load_model(model_path, *pool_, spec, comms);
   const ModelConfig& c = model_->config;
   KvCacheShape shape;
-  shape.n_layers = c.n_layers;
+  shape.n_layers = model_->plan.n_layers();
   shape.block_size = options.kv_block_size;
-  shape.n_kv_heads = c.n_kv_heads;
+  shape.n_kv_heads = model_->plan.n_kv_heads;
   shape.head_dim = c.head_dim;
   const int64_t max_tokens = options.max_kv_tokens > 0 ? options.max_kv_tokens : c.max_seq_len;
   shape.n_blocks = options.kv_blocks > 0 ? options.kv_blocks : (max_tokens + shape.block_size - 1) / shape.block_size;
   cache_ = std::make_unique<KvCache>(shape);
+}
+
+std::vector<float> Worker::full_logits(int64_t row0, int64_t n_rows) {
+  const int64_t vocab = model_->config.vocab_size;
+  const int64_t cols = model_->model->logits_cols();
+  const float* mine = logits_.data() + row0 * cols;
+  if (comms_.tp == nullptr || comms_.tp->size() == 1) return std::vector<float>(mine, mine + n_rows * cols);
+  // Scoring asked for every logit: gather the vocabulary shards (padded to the largest).
+  const int tp = comms_.tp->size();
+  const int64_t per = (vocab + tp - 1) / tp;
+  std::vector<float> padded(static_cast<size_t>(n_rows * per), 0.0f), all(static_cast<size_t>(n_rows * per * tp));
+  for (int64_t r = 0; r < n_rows; ++r) std::copy_n(mine + r * cols, cols, padded.data() + r * per);
+  comms_.tp->allgather(padded.data(), all.data(), padded.size(), CommType::kF32);
+  std::vector<float> out(static_cast<size_t>(n_rows * vocab));
+  for (int rank = 0; rank < tp; ++rank) {
+    const int64_t v0 = rank * per, n = std::min(per, vocab - v0);
+    for (int64_t r = 0; r < n_rows && n > 0; ++r)
+      std::copy_n(all.data() + (rank * n_rows + r) * per, n, out.data() + r * vocab + v0);
+  }
+  return out;
 }
 
 StepResult Worker::run_step(const StepPlan& plan) {
@@ -43,23 +66,27 @@ StepResult Worker::run_step(const StepPlan& plan) {
     batch.push_back({s.tokens, s.pos0, s.block_table, s.n_outputs});
     n_out += s.n_outputs;
   }
-  logits_.resize(static_cast<size_t>(n_out * c.vocab_size));
+  const int64_t cols = model_->model->logits_cols();
+  const bool last_stage = model_->plan.last_stage();
+  logits_.resize(static_cast<size_t>(last_stage ? n_out * cols : 0));
 
   auto t0 = std::chrono::steady_clock::now();
   model_->model->forward(batch, *cache_, logits_.data());
   result.forward_seconds = seconds_since(t0);
+  if (!last_stage) return result;
 
   t0 = std::chrono::steady_clock::now();
+  const int64_t offset = model_->model->logits_offset();
   int64_t row = 0;
   for (const SequenceStep& s : plan.sequences) {
     SequenceOutput out;
     out.seq_id = s.seq_id;
     out.rng_state = s.rng_state;
-    if (s.return_logits)
-      out.logits.assign(logits_.begin() + row * c.vocab_size, logits_.begin() + (row + s.n_outputs) * c.vocab_size);
+    if (s.return_logits) out.logits = full_logits(row, s.n_outputs);
     for (int32_t i = 0; i < s.n_outputs; ++i, ++row) {
-      std::span<float> logits(logits_.data() + row * c.vocab_size, static_cast<size_t>(c.vocab_size));
-      out.samples.push_back(sample_token(logits, s.sampling, out.rng_state));
+      std::span<float> logits(logits_.data() + row * cols, static_cast<size_t>(cols));
+      out.samples.push_back(
+          sample_token_sharded(logits, offset, c.vocab_size, s.sampling, out.rng_state, comms_.tp));
     }
     result.outputs.push_back(std::move(out));
   }

@@ -1,6 +1,8 @@
 // A worker: the weights of its shard, its KV cache, its kernel thread pool, and the
 // forward step of its layers. In one process (no mpirun) one worker holds the whole
 // model; under MPI every rank runs one (coordinator/ drives them through the step plan).
+// Every rank of a step runs run_step with the same plan; only the last pipeline stage
+// returns outputs (each of its TP ranks the same ones), the others an empty list.
 #pragma once
 
 #include <memory>
@@ -22,11 +24,15 @@ struct WorkerOptions {
 
 class Worker {
  public:
-  // Loads the checkpoint at model_path (throws tessera::Error naming what is wrong).
-  Worker(const std::string& model_path, const WorkerOptions& options);
+  // Loads this rank's shard of the checkpoint at model_path (throws tessera::Error
+  // naming what is wrong). Default spec/comms: the whole model in this process.
+  // The communicators must outlive the worker.
+  Worker(const std::string& model_path, const WorkerOptions& options, const ShardSpec& spec = {},
+         const ModelComms& comms = {});
 
   const ModelConfig& config() const { return model_->config; }
   const KvCacheShape& kv_shape() const { return cache_->shape(); }
+  const ShardPlan& plan() const { return model_->plan; }
   const checkpoint::Checkpoint& checkpoint() const { return *model_->checkpoint; }
   uint64_t weight_bytes() const { return model_->weight_bytes; }
   uint64_t streamed_bytes() const { return model_->streamed_bytes; }
@@ -34,10 +40,14 @@ class Worker {
   StepResult run_step(const StepPlan& plan);
 
  private:
+  // Rows [row0, row0 + n_rows) of this step's logits over the whole vocabulary.
+  std::vector<float> full_logits(int64_t row0, int64_t n_rows);
+
+  ModelComms comms_;
   std::unique_ptr<kernels::ThreadPool> pool_;
   std::unique_ptr<LoadedModel> model_;
   std::unique_ptr<KvCache> cache_;
-  std::vector<float> logits_;  // [sum n_outputs][vocab] of the current step
+  std::vector<float> logits_;  // [sum n_outputs][vocabulary shard] of the current step
 };
 
 }  // namespace tessera
