@@ -282,23 +282,23 @@ WorkerStatsValue from_capnp(schema::WorkerStats::Reader r) {
   return v;
 }
 
-void check_result_matches_plan(const StepPlan& plan, const StepResult& result, const std::string& who) {
-  TESSERA_REQUIRE(result.step_id == plan.step_id, ErrorKind::kInvalidInput, who, ": StepResult.stepId = ",
+void check_result_matches_plan(const StepPlan& plan, const StepResult& result) {
+  TESSERA_REQUIRE(result.step_id == plan.step_id, ErrorKind::kInvalidInput, "StepResult.stepId = ",
                   result.step_id, " answers a different step than ", plan.step_id);
   if (result.outputs.empty()) return;  // not the last pipeline stage
-  TESSERA_REQUIRE(result.outputs.size() == plan.sequences.size(), ErrorKind::kInvalidInput, who,
-                  ": StepResult.outputs has ", result.outputs.size(), " entries for ", plan.sequences.size(),
+  TESSERA_REQUIRE(result.outputs.size() == plan.sequences.size(), ErrorKind::kInvalidInput,
+                  "StepResult.outputs has ", result.outputs.size(), " entries for ", plan.sequences.size(),
                   " planned sequences");
   for (size_t i = 0; i < plan.sequences.size(); ++i) {
     const SequenceStep& s = plan.sequences[i];
     const SequenceOutput& o = result.outputs[i];
-    TESSERA_REQUIRE(o.seq_id == s.seq_id, ErrorKind::kInvalidInput, who, ": StepResult.outputs[", i,
+    TESSERA_REQUIRE(o.seq_id == s.seq_id, ErrorKind::kInvalidInput, "StepResult.outputs[", i,
                     "].seqId = ", o.seq_id, ", the plan has ", s.seq_id, " there");
-    TESSERA_REQUIRE(o.samples.size() == static_cast<size_t>(s.n_outputs), ErrorKind::kInvalidInput, who,
-                    ": StepResult.outputs[", i, "].samples has ", o.samples.size(), " entries, nOutputs = ",
+    TESSERA_REQUIRE(o.samples.size() == static_cast<size_t>(s.n_outputs), ErrorKind::kInvalidInput,
+                    "StepResult.outputs[", i, "].samples has ", o.samples.size(), " entries, nOutputs = ",
                     s.n_outputs);
-    TESSERA_REQUIRE(s.return_logits == !o.logits.empty() || s.n_outputs == 0, ErrorKind::kInvalidInput, who,
-                    ": StepResult.outputs[", i, "].logits ", o.logits.empty() ? "missing" : "present",
+    TESSERA_REQUIRE(s.return_logits == !o.logits.empty() || s.n_outputs == 0, ErrorKind::kInvalidInput,
+                    "StepResult.outputs[", i, "].logits ", o.logits.empty() ? "missing" : "present",
                     " but returnLogits = ", s.return_logits ? "true" : "false");
   }
 }

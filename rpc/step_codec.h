@@ -32,7 +32,7 @@ WorkerStatsValue from_capnp(schema::WorkerStats::Reader r);
 // A result that does not answer its plan: outputs must be empty (a worker that is not
 // on the last pipeline stage) or match the plan's sequences one for one (seq ids in
 // order, n_outputs samples each, n_outputs whole logit rows iff return_logits).
-// Throws tessera::Error(kInvalidInput) naming `who` (e.g. "rank 3 (node7)") and the field.
-void check_result_matches_plan(const StepPlan& plan, const StepResult& result, const std::string& who);
+// Throws tessera::Error(kInvalidInput) naming the field; the caller adds who sent it.
+void check_result_matches_plan(const StepPlan& plan, const StepResult& result);
 
 }  // namespace tessera::rpc
