@@ -22,6 +22,7 @@
 
 namespace tessera::bench {
 double fma_peak_avx512(int64_t iters, float* sink);
+double dpbf16_peak_avx512(int64_t iters, float* sink);
 }
 
 namespace tessera::kernels {
@@ -122,6 +123,21 @@ void BM_fma_peak(benchmark::State& state) {
 }
 BENCHMARK(BM_fma_peak)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 
+void BM_dpbf16_peak(benchmark::State& state) {
+  if (detected_isa() < Isa::kAvx512Bf16) return state.SkipWithError("no AVX512_BF16");
+  const int threads = static_cast<int>(state.range(0));
+  ThreadPool pool(threads);
+  const int64_t iters = 1 << 22;
+  double flops = 0;
+  float sink[8];
+  for (auto _ : state) {
+    pool.parallel_for(threads, [&](int64_t b, int64_t, int) { bench::dpbf16_peak_avx512(iters, &sink[b]); });
+    flops += static_cast<double>(iters) * 24 * 32 * 2 * threads;
+  }
+  state.counters["FLOP/s"] = benchmark::Counter(flops, benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_dpbf16_peak)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+
 void gemv(benchmark::State& state, DType t, int64_t rows, int64_t cols) {
   WeightSet ws(t, rows, cols, kGiB);
   ThreadPool pool(kThreads);
@@ -137,13 +153,14 @@ void gemv(benchmark::State& state, DType t, int64_t rows, int64_t cols) {
   state.SetBytesProcessed(state.iterations() * dtype_row_bytes(t, cols) * rows);
 }
 
-void gemm(benchmark::State& state, DType t, int64_t rows, int64_t cols) {
+void gemm(benchmark::State& state, DType t, int64_t rows, int64_t cols,
+          ActRounding act = ActRounding::kNone) {
   const int64_t n = state.range(0);
   WeightSet ws(t, rows, cols, 0);
   ThreadPool pool(kThreads);
   const auto x = rand_floats(n * cols, 3);
   std::vector<float> y(n * rows);
-  const WeightMatrix w{t, rows, cols, ws.copies[0].data(), 0};
+  const WeightMatrix w{t, rows, cols, ws.copies[0].data(), 0, act};
   for (auto _ : state) matmul(pool, w, x.data(), n, y.data());
   state.counters["FLOP/s"] = benchmark::Counter(
       static_cast<double>(state.iterations()) * 2.0 * n * rows * cols, benchmark::Counter::kIsRate);
@@ -193,6 +210,11 @@ GEMM_BENCH(Q4_0_4096x4096, DType::kQ4_0, 4096, 4096)
 GEMM_BENCH(Q4_1_4096x4096, DType::kQ4_1, 4096, 4096)
 GEMM_BENCH(F16_4096x4096, DType::kF16, 4096, 4096)
 GEMM_BENCH(BF16_4096x4096, DType::kBF16, 4096, 4096)
+// BF16 with llama.cpp's bf16 activations: vdpbf16ps on kAvx512Bf16.
+void BM_gemm_BF16_act_bf16_4096x4096(benchmark::State& s) {
+  gemm(s, DType::kBF16, 4096, 4096, ActRounding::kWeightType);
+}
+BENCHMARK(BM_gemm_BF16_act_bf16_4096x4096)->Arg(64)->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // A tiny decode matmul (stories260K: dim 64, hidden 172 -> 64x192 etc.): dispatch-bound.
 void BM_matmul_tiny(benchmark::State& state) {

@@ -92,4 +92,13 @@ inline int64_t attention_scratch_floats(int64_t rows, int64_t head_dim) {
 TESSERA_DECLARE_ISA_KERNELS(avx512)
 TESSERA_DECLARE_ISA_KERNELS(avx2)
 
+// AVX512_BF16: GEMM for BF16 weights with bf16-rounded activations (cpu_avx512bf16_matmul.cpp).
+// Needs even cols. x packed as bf16 pairs along k: xp[g][k/2][kGemmTokens][2] (x rounded
+// RNE); scratch: kGemmMaxMr * kGemmKc uint16, 64-byte aligned.
+namespace avx512bf16 {
+void gemm_pack_x(const float* x, int64_t n, int64_t xs, int64_t cols, uint16_t* xp);
+void gemm_rows(const WeightMatrix& w, const uint16_t* xp, int64_t n, float* y, int64_t ys,
+               int64_t r0, int64_t r1, uint16_t* scratch);
+}  // namespace avx512bf16
+
 }  // namespace tessera::kernels

@@ -100,6 +100,18 @@ void matmul_vec(const MatmulFns& f, ThreadPool& pool, const WeightMatrix& w, con
     });
     return;
   }
+  if (w.dtype == DType::kBF16 && rounds_activations(w) && n >= kGemmMinTokens && w.cols % 2 == 0 &&
+      active_isa() >= Isa::kAvx512Bf16) {
+    // bf16 x bf16 with vdpbf16ps (x rounded to bf16 while packing).
+    const int64_t groups = ceil_div(n, kGemmTokens);
+    auto* xp = reinterpret_cast<uint16_t*>(thread_buffer(2, ceil_div(groups * kGemmTokens * w.cols, 2)));
+    avx512bf16::gemm_pack_x(x, n, xs, w.cols, xp);
+    split(pool, macs, ceil_div(w.rows, kGemmMaxMr), [&](int64_t u0, int64_t u1, int) {
+      auto* scratch = reinterpret_cast<uint16_t*>(thread_buffer(0, kGemmMaxMr * kGemmKc / 2));
+      avx512bf16::gemm_rows(w, xp, n, y, ys, u0 * kGemmMaxMr, std::min(w.rows, u1 * kGemmMaxMr), scratch);
+    });
+    return;
+  }
   if (rounds_activations(w)) {
     // F16 / BF16 weights in kWeightType mode: llama.cpp rounds x to the weight type; products of two fp16 or
     // two bf16 values are exact in f32, so an f32 FMA on rounded x is that dot product.
