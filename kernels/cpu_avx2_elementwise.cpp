@@ -91,7 +91,5 @@ void rmsnorm(const float* x, const float* w, float* out, int64_t n_rows, int64_t
   }
 }
 
-// Attention on AVX2 runs the reference path (see ops.cpp); no task kernel here yet.
-void attention_task(const AttentionArgs&, int64_t, int64_t, int64_t, float*) { __builtin_trap(); }
 
 }  // namespace tessera::kernels::avx2

@@ -260,10 +260,11 @@ void attention(ThreadPool& pool, const AttentionArgs& a) {
       << "heads " << a.n_heads << " kv heads " << a.n_kv_heads;
   CHECK(a.n_kv == 0 || (a.block_size > 0 && a.k_blocks && a.v_blocks)) << "attention: no KV blocks";
   if (a.n_q <= 0) return;
-  if (!use_avx512() || a.head_dim > kAttnMaxHeadDim) {
+  if (!use_avx2() || a.head_dim > kAttnMaxHeadDim) {
     pool.parallel_for(a.n_q, [&](int64_t t0, int64_t t1, int) { ref::attention_rows(a, t0, t1); });
     return;
   }
+  const auto attention_task = use_avx512() ? avx512::attention_task : avx2::attention_task;
   // Tasks: (KV split, query tile, KV head). A tile holds up to kAttnMaxRows query-head rows.
   const int64_t group = a.n_heads / a.n_kv_heads;
   const int64_t tile = std::max<int64_t>(1, kAttnMaxRows / group);
@@ -291,7 +292,7 @@ void attention(ThreadPool& pool, const AttentionArgs& a) {
       float* scratch = thread_buffer(1, attention_scratch_floats(rows, a.head_dim));
       for (int64_t task = b; task < e; ++task) {
         const int64_t qt = task / a.n_kv_heads, kvh = task % a.n_kv_heads;
-        avx512::attention_task(a, qt * tile, std::min(a.n_q, (qt + 1) * tile), kvh, scratch);
+        attention_task(a, qt * tile, std::min(a.n_q, (qt + 1) * tile), kvh, scratch);
       }
     });
     return;
@@ -329,7 +330,7 @@ void attention(ThreadPool& pool, const AttentionArgs& a) {
       const float* vb[1];
       split_args(s, &sa, kb, vb);
       if (sa.n_kv <= 0) continue;
-      avx512::attention_task(sa, qt * tile, std::min(a.n_q, (qt + 1) * tile), kvh, scratch);
+      attention_task(sa, qt * tile, std::min(a.n_q, (qt + 1) * tile), kvh, scratch);
     }
   });
   // Merge splits 1.. into split 0 (rows of head_dim floats), then copy out.
