@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "kernels/cpu_features.h"
@@ -35,6 +36,17 @@ const int kThreads = [] {
   return e && std::atoi(e) > 0 ? std::atoi(e) : 2;
 }();
 constexpr int64_t kGiB = int64_t{1} << 30;
+
+// TESSERA_BENCH_ISA=avx2 (or scalar, avx512) runs the ops at a lower ISA level.
+const bool kIsaSet = [] {
+  const char* e = std::getenv("TESSERA_BENCH_ISA");
+  if (!e) return false;
+  const std::string v = e;
+  if (v == "scalar") set_isa_override(Isa::kScalar);
+  if (v == "avx2") set_isa_override(Isa::kAvx2);
+  if (v == "avx512") set_isa_override(Isa::kAvx512);
+  return true;
+}();
 
 std::vector<float> rand_floats(int64_t n, uint32_t seed) {
   std::mt19937 rng(seed);
