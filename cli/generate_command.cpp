@@ -5,11 +5,14 @@
 #include <thread>
 
 #include "cli/args.h"
+#include "checkpoint/open.h"
+#include "cli/cluster.h"
 #include "cli/commands.h"
 #include "cli/model_flags.h"
 #include "common/error.h"
 #include "common/mapped_file.h"
 #include "coordinator/generator.h"
+#include "coordinator/step_runner.h"
 #include "coordinator/model_tokenizer.h"
 #include "tokenizer/tokenizer.h"
 #include "worker/worker.h"
@@ -26,9 +29,12 @@ SamplerKind parse_sampler(const std::string& s) {
 
 }  // namespace
 
+int generate_text(const Args& a, const std::string& prompt_text, StepRunner& runner, const Tokenizer& tok);
+
 int run_generate(int argc, char** argv) {
-  Args a("generate", "Generates text from a checkpoint in one process, streaming tokens to stdout as they are "
-                     "produced. The prompt is echoed first (llama2.c and llama.cpp do the same).");
+  Args a("generate", "Generates text from a checkpoint, streaming tokens to stdout as they are produced. The prompt "
+                     "is echoed first (llama2.c and llama.cpp do the same). Runs in one process, or split over "
+                     "the ranks of `mpirun -n N tessera generate --tp T --pp P ...` (N = T x P).");
   declare_model_flags(a);
   a.flag("prompt", "TEXT", "prompt text; empty means start from BOS alone", "");
   a.flag("prompt-file", "PATH", "read the prompt from a file instead of --prompt");
@@ -54,11 +60,25 @@ int run_generate(int argc, char** argv) {
                   "give --prompt or --prompt-file, not both");
   const std::string prompt_text = a.has("prompt-file") ? read_text_file(a.str("prompt-file")) : a.str("prompt");
 
+  auto body = [&](StepRunner& runner, const checkpoint::Checkpoint& ck) -> int {
+    auto tokenizer = load_model_tokenizer(a.str("model"), ck, a.str("tokenizer"));
+    return generate_text(a, prompt_text, runner, *tokenizer);
+  };
+  if (launched_distributed(parallel_config_from(a))) {
+    return run_cluster(nullptr, nullptr, cluster_options_from(a), [&](StepRunner& runner, const Topology&) {
+      return body(runner, *checkpoint::open_checkpoint(a.str("model")));
+    });
+  }
   Worker worker(a.str("model"), worker_options_from(a));
-  auto tokenizer = load_model_tokenizer(a.str("model"), worker.checkpoint(), a.str("tokenizer"));
-  TESSERA_REQUIRE(tokenizer->vocab_size() <= worker.config().vocab_size, ErrorKind::kInvalidInput,
+  LocalStepRunner runner(worker);
+  return body(runner, worker.checkpoint());
+}
+
+int generate_text(const Args& a, const std::string& prompt_text, StepRunner& runner, const Tokenizer& tok) {
+  const Tokenizer* tokenizer = &tok;
+  TESSERA_REQUIRE(tokenizer->vocab_size() <= runner.config().vocab_size, ErrorKind::kInvalidInput,
                   "the tokenizer has ", tokenizer->vocab_size(), " tokens but the model only ",
-                  worker.config().vocab_size);
+                  runner.config().vocab_size);
 
   GenerateOptions opt;
   opt.sampling.temperature = static_cast<float>(a.real("temperature"));
@@ -100,7 +120,7 @@ int run_generate(int argc, char** argv) {
   } else {
     for (int32_t id : prompt) (void)out.push(id);  // keeps the leading-space rule consistent
   }
-  Generator generator(worker);
+  Generator generator(runner);
   std::vector<int32_t> generated;
   GenerateStats stats = generator.generate(prompt, opt, [&](int32_t id) {
     generated.push_back(id);

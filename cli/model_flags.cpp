@@ -23,6 +23,11 @@ void declare_model_flags(Args& a) {
   a.flag("threads", "N", "kernel threads", std::to_string(default_threads()));
   a.flag("ctx", "N", "maximum context (KV cache positions); 0 = the model's trained context", "0");
   a.flag("kv-block-size", "N", "positions per KV cache block", "16");
+  a.flag("tp", "T", "tensor-parallel ranks (under mpirun: world size = tp x pp)", "1");
+  a.flag("pp", "P", "pipeline-parallel stages", "1");
+  a.flag("rpc-host", "ADDR", "address this rank's control-plane server binds to; default: 127.0.0.1 on rank 0's "
+         "host, else the address the host name resolves to");
+  a.flag("step-timeout", "SECONDS", "a rank that does not answer a step within this time fails the job", "60");
 }
 
 WorkerOptions worker_options_from(const Args& a) {
@@ -34,6 +39,35 @@ WorkerOptions worker_options_from(const Args& a) {
   TESSERA_REQUIRE(o.kv_block_size >= 1 && o.kv_block_size <= 4096, ErrorKind::kInvalidInput,
                   "--kv-block-size must be in [1, 4096]");
   TESSERA_REQUIRE(o.max_kv_tokens >= 0, ErrorKind::kInvalidInput, "--ctx must be >= 0");
+  return o;
+}
+
+}  // namespace tessera::cli
+
+namespace tessera::cli {
+
+ParallelConfig parallel_config_from(const Args& a) {
+  ParallelConfig p;
+  p.tp = static_cast<int>(a.int64("tp"));
+  p.pp = static_cast<int>(a.int64("pp"));
+  TESSERA_REQUIRE(p.tp >= 1 && p.tp <= 4096 && p.pp >= 1 && p.pp <= 4096, ErrorKind::kInvalidInput,
+                  "--tp and --pp must be in [1, 4096]");
+  return p;
+}
+
+ClusterOptions cluster_options_from(const Args& a) {
+  ClusterOptions o;
+  o.parallel = parallel_config_from(a);
+  o.rpc_host = a.str("rpc-host");
+  const double timeout = a.real("step-timeout");
+  TESSERA_REQUIRE(timeout > 0, ErrorKind::kInvalidInput, "--step-timeout must be > 0");
+  o.step_timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout * 1000));
+  const WorkerOptions w = worker_options_from(a);
+  o.load.model_path = a.str("model");
+  o.load.threads = w.threads;
+  o.load.kv_block_size = static_cast<int32_t>(w.kv_block_size);
+  o.load.kv_blocks =
+      w.max_kv_tokens > 0 ? static_cast<int32_t>((w.max_kv_tokens + w.kv_block_size - 1) / w.kv_block_size) : 0;
   return o;
 }
 

@@ -19,15 +19,20 @@ double GenerateStats::decode_tokens_per_second() const {
   return decode_seconds > 0 && generated_tokens > 1 ? static_cast<double>(generated_tokens - 1) / decode_seconds : 0;
 }
 
-Generator::Generator(Worker& worker) : worker_(worker), allocator_(worker.kv_shape().n_blocks) {}
+Generator::Generator(StepRunner& runner) : runner_(runner), allocator_(runner.kv_blocks()) {}
+
+Generator::Generator(Worker& worker)
+    : owned_runner_(std::make_unique<LocalStepRunner>(worker)),
+      runner_(*owned_runner_),
+      allocator_(runner_.kv_blocks()) {}
 
 GenerateStats Generator::generate(std::span<const int32_t> prompt, const GenerateOptions& options,
                                   const std::function<bool(int32_t)>& on_token) {
   TESSERA_REQUIRE(!prompt.empty(), ErrorKind::kInvalidInput, "the prompt is empty (no tokens, not even BOS)");
   TESSERA_REQUIRE(options.max_new_tokens >= 0, ErrorKind::kInvalidInput, "max new tokens must be >= 0");
   TESSERA_REQUIRE(options.prefill_chunk >= 1, ErrorKind::kInvalidInput, "prefill chunk must be >= 1");
-  const int64_t block_size = worker_.kv_shape().block_size;
-  const int64_t context = std::min(worker_.config().max_seq_len, allocator_.capacity() * block_size);
+  const int64_t block_size = runner_.kv_block_size();
+  const int64_t context = std::min(runner_.config().max_seq_len, allocator_.capacity() * block_size);
   const int64_t prompt_len = static_cast<int64_t>(prompt.size());
   TESSERA_REQUIRE(prompt_len <= context, ErrorKind::kInvalidInput, "the prompt has ", prompt_len,
                   " tokens, more than the context of ", context);
@@ -60,7 +65,7 @@ GenerateStats Generator::generate(std::span<const int32_t> prompt, const Generat
     TESSERA_REQUIRE(allocator_.ensure(seq.block_table, p + n, block_size), ErrorKind::kResource,
                     "KV cache full: ", p + n, " positions need more than ", allocator_.free_blocks(), " free blocks");
     plan.sequences[0] = seq;
-    StepResult r = worker_.run_step(plan);
+    StepResult r = runner_.run_step(plan);
     stats.forward_seconds += r.forward_seconds;
     seq.rng_state = r.outputs[0].rng_state;
     if (seq.n_outputs == 1) next = r.outputs[0].samples[0].token;
@@ -82,7 +87,7 @@ GenerateStats Generator::generate(std::span<const int32_t> prompt, const Generat
     TESSERA_REQUIRE(allocator_.ensure(seq.block_table, pos + 1, block_size), ErrorKind::kResource,
                     "KV cache full at position ", pos);
     plan.sequences[0] = seq;
-    StepResult r = worker_.run_step(plan);
+    StepResult r = runner_.run_step(plan);
     stats.forward_seconds += r.forward_seconds;
     seq.rng_state = r.outputs[0].rng_state;
     next = r.outputs[0].samples[0].token;
@@ -100,11 +105,11 @@ std::vector<float> Generator::score(std::span<const int32_t> tokens) {
   seq.tokens.assign(tokens.begin(), tokens.end());
   seq.n_outputs = static_cast<int32_t>(n);
   seq.return_logits = true;
-  TESSERA_REQUIRE(allocator_.ensure(seq.block_table, n, worker_.kv_shape().block_size), ErrorKind::kResource,
+  TESSERA_REQUIRE(allocator_.ensure(seq.block_table, n, runner_.kv_block_size()), ErrorKind::kResource,
                   "KV cache too small to score ", n, " tokens");
   StepPlan plan;
   plan.sequences.push_back(seq);
-  StepResult r = worker_.run_step(plan);
+  StepResult r = runner_.run_step(plan);
   allocator_.release(plan.sequences[0].block_table);
   return std::move(r.outputs[0].logits);
 }

@@ -5,12 +5,13 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <vector>
 
 #include "coordinator/kv_block_allocator.h"
 #include "worker/sampling.h"
-#include "worker/worker.h"
+#include "coordinator/step_runner.h"
 
 namespace tessera {
 
@@ -36,7 +37,8 @@ struct GenerateStats {
 
 class Generator {
  public:
-  explicit Generator(Worker& worker);
+  explicit Generator(StepRunner& runner);  // `runner` must outlive the generator
+  explicit Generator(Worker& worker);      // the local worker, through a LocalStepRunner
 
   // Runs prompt (must be non-empty) through the model and samples up to max_new_tokens;
   // on_token(id) is called for every sampled token as soon as it exists (return false
@@ -48,7 +50,8 @@ class Generator {
   std::vector<float> score(std::span<const int32_t> tokens);
 
  private:
-  Worker& worker_;
+  std::unique_ptr<StepRunner> owned_runner_;  // set by the Worker& constructor
+  StepRunner& runner_;
   KvBlockAllocator allocator_;
   uint64_t next_seq_id_ = 1;
 };

@@ -1,0 +1,45 @@
+#include "coordinator/rpc_step_runner.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "common/error.h"
+
+namespace tessera {
+
+RpcStepRunner::RpcStepRunner(rpc::CoordinatorClient& client, const Topology& topology, ModelConfig config,
+                             int64_t kv_blocks, int64_t kv_block_size)
+    : client_(client),
+      topology_(topology),
+      config_(std::move(config)),
+      kv_blocks_(kv_blocks),
+      kv_block_size_(kv_block_size) {}
+
+StepResult RpcStepRunner::run_step(const StepPlan& plan) {
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<rpc::WorkerStep> steps = client_.run_step(plan);
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const int result_rank = topology_.rank_of(topology_.pp_size() - 1, 0, 0);
+  StepResult result;
+  bool found = false;
+  double compute = 0, collectives = 0;
+  for (rpc::WorkerStep& s : steps) {
+    compute = std::max(compute, s.timings.compute_seconds);
+    collectives = std::max(collectives, s.timings.collective_seconds);
+    if (s.rank == result_rank) {
+      result = std::move(s.result);
+      found = true;
+    }
+  }
+  TESSERA_REQUIRE(found, ErrorKind::kInternal, "no result from rank ", result_rank, " (last stage, tp 0)");
+  TESSERA_REQUIRE(result.outputs.size() == plan.sequences.size(), ErrorKind::kInternal, "rank ", result_rank,
+                  " returned ", result.outputs.size(), " outputs for ", plan.sequences.size(), " sequences");
+  split_.wall += wall;
+  split_.compute += compute;
+  split_.collectives += collectives;
+  split_.rpc += std::max(0.0, wall - compute);
+  ++split_.steps;
+  return result;
+}
+
+}  // namespace tessera

@@ -1,0 +1,65 @@
+#include "worker/rank_executor.h"
+
+#include <chrono>
+
+#include "common/error.h"
+
+namespace tessera {
+
+RankExecutor::RankExecutor(const Topology& topology, GroupCommunicators& comms, std::string host)
+    : topology_(topology), comms_(comms), host_(std::move(host)) {}
+
+void RankExecutor::load_shard(const rpc::LoadShardRequest& r) {
+  const int rank = topology_.world_rank();
+  TESSERA_REQUIRE(r.parallel.tp == topology_.tp_size() && r.parallel.pp == topology_.pp_size(),
+                  ErrorKind::kInvalidInput, "rank ", rank, ": load_shard asks for tp ", r.parallel.tp, " pp ",
+                  r.parallel.pp, " but this job was launched with tp ", topology_.tp_size(), " pp ",
+                  topology_.pp_size());
+  WorkerOptions o;
+  o.threads = r.threads > 0 ? r.threads : 1;
+  o.kv_block_size = r.kv_block_size;
+  o.kv_blocks = r.kv_blocks;
+  ShardSpec spec;
+  spec.tp = topology_.tp_size();
+  spec.pp = topology_.pp_size();
+  spec.tp_rank = topology_.tp_rank();
+  spec.pp_rank = topology_.pp_rank();
+  ModelComms mc;
+  mc.tp = comms_.tp.get();
+  mc.pp = comms_.pp.get();
+  try {
+    worker_ = std::make_unique<Worker>(r.model_path, o, spec, mc);
+  } catch (const Error& e) {
+    TESSERA_FAIL(e.kind(), "rank ", rank, " (", host_, "): ", e.what());
+  }
+}
+
+StepResult RankExecutor::run_step(const StepPlan& plan) {
+  TESSERA_REQUIRE(worker_ != nullptr, ErrorKind::kInternal, "rank ", topology_.world_rank(),
+                  ": run_step before load_shard");
+  const auto t0 = std::chrono::steady_clock::now();
+  StepResult r = worker_->run_step(plan);
+  compute_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ++steps_;
+  return r;
+}
+
+// Blocks and lengths are the coordinator's bookkeeping; a worker keeps no per-sequence
+// state to drop (recurrent state slots will be reset here when they exist).
+void RankExecutor::release(std::span<const uint64_t>) {}
+
+rpc::WorkerStatsValue RankExecutor::stats() {
+  rpc::WorkerStatsValue s;
+  s.rank = topology_.world_rank();
+  s.host = host_;
+  s.steps_run = steps_;
+  s.compute_seconds = compute_seconds_;
+  if (worker_ != nullptr) {
+    s.weight_bytes = worker_->weight_bytes();
+    s.checkpoint_bytes_read = worker_->checkpoint().bytes_touched();
+    s.kv_blocks = static_cast<int32_t>(worker_->kv_shape().n_blocks);
+  }
+  return s;
+}
+
+}  // namespace tessera
