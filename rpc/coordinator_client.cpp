@@ -175,7 +175,11 @@ struct CoordinatorClient::Loop {
         Error err = from_kj_exception(e, c.who);
         if (err.kind() == ErrorKind::kDisconnected) {
           // Dropped or silent: its state is unknown from now on.
-          if (!c.failed) c.failed = concat("failed earlier: ", err.what());
+          if (!c.failed) {
+            std::string why = err.what();  // "<who>: <reason>": keep the reason only
+            if (why.rfind(c.who + ": ", 0) == 0) why.erase(0, c.who.size() + 2);
+            c.failed = "failed earlier: " + why;
+          }
           if (disconnect_ok) return g->skip();
         }
         g->fail(err);
@@ -209,7 +213,6 @@ struct CoordinatorClient::Loop {
             c.rank = r.getRank();
             WorkerInfo info{c.endpoint, c.rank, r.getHost()};
             c.who = concat("rank ", info.rank, " (", info.host, " at ", c.endpoint, ")");
-            // Notice a dropped connection even between calls.
             return info;
           });
     });
@@ -220,6 +223,11 @@ CoordinatorClient::CoordinatorClient(std::vector<std::string> endpoints, Coordin
     : loop_(std::make_unique<Loop>(std::move(options))) {
   auto future = loop_->executor->executeSync([&] { return loop_->connect_all(endpoints); });
   workers_ = future.get();
+  // Two endpoints answering as one rank: a wrong endpoint list, caught before any step.
+  for (size_t i = 0; i < workers_.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      TESSERA_REQUIRE(workers_[i].rank != workers_[j].rank, ErrorKind::kInvalidInput, "workers at ",
+                      workers_[j].endpoint, " and ", workers_[i].endpoint, " both report rank ", workers_[i].rank);
   loop_->executor->executeSync([&] {
     for (auto& c : loop_->conns) {
       Conn* conn = c.get();

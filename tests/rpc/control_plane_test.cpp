@@ -179,7 +179,9 @@ TEST(ControlPlane, StepsOnThreeWorkersQueueInArrivalOrder) {
       EXPECT_EQ(results[r].timings.collective_seconds, 0.25);
       EXPECT_DOUBLE_EQ(results[r].result.forward_seconds, 0.001 * r);
     }
-    if (k == 4) EXPECT_GT(results[0].timings.queue_seconds, 0.02);  // waited behind others
+    if (k == 4) {  // waited behind the others
+      EXPECT_GT(results[0].timings.queue_seconds, 0.02);
+    }
   }
   for (auto& e : c.executors) {
     EXPECT_EQ(e->order(), (std::vector<uint64_t>{1, 2, 3, 4, 5, 0}));
