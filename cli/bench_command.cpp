@@ -10,12 +10,16 @@
 #include <vector>
 
 #include "cli/args.h"
+#include "cli/cluster.h"
 #include "cli/commands.h"
 #include "cli/machine_limits.h"
 #include "cli/model_flags.h"
 #include "common/error.h"
 #include "common/json.h"
 #include "coordinator/generator.h"
+#include "coordinator/rpc_step_runner.h"
+#include "coordinator/step_runner.h"
+#include "model/loader.h"
 #include "worker/worker.h"
 
 namespace tessera::cli {
@@ -28,6 +32,8 @@ double median(std::vector<double> v) {
 }
 
 }  // namespace
+
+int bench_with(const Args& a, StepRunner& runner, uint64_t weight_bytes, uint64_t streamed_bytes, int ranks);
 
 int run_bench(int argc, char** argv) {
   Args a("bench", "Measures prefill and decode speed (greedy, one sequence) and reports tokens/s, achieved "
@@ -49,8 +55,24 @@ int run_bench(int argc, char** argv) {
                   "need --prompt-tokens >= 1, --gen-tokens >= 2, --repeat >= 1");
   WorkerOptions wo = worker_options_from(a);
   if (wo.max_kv_tokens == 0) wo.max_kv_tokens = n_prompt + n_gen;
+  if (launched_distributed(parallel_config_from(a))) {
+    ClusterOptions co = cluster_options_from(a);
+    co.load.kv_blocks = static_cast<int32_t>((wo.max_kv_tokens + wo.kv_block_size - 1) / wo.kv_block_size);
+    return run_cluster(nullptr, nullptr, co, [&](StepRunner& runner, const Topology& topo) {
+      // Byte accounting of the whole model: mapping it binds views, it reads no weights.
+      kernels::ThreadPool pool(1);
+      auto whole = load_model(a.str("model"), pool);
+      return bench_with(a, runner, whole->weight_bytes, whole->streamed_bytes, topo.world_size());
+    });
+  }
   Worker worker(a.str("model"), wo);
-  const ModelConfig& c = worker.config();
+  LocalStepRunner runner(worker);
+  return bench_with(a, runner, worker.weight_bytes(), worker.streamed_bytes(), 1);
+}
+
+int bench_with(const Args& a, StepRunner& runner, uint64_t weight_bytes, uint64_t streamed_bytes, int ranks) {
+  const int64_t n_prompt = a.int64("prompt-tokens"), n_gen = a.int64("gen-tokens"), repeat = a.int64("repeat");
+  const ModelConfig& c = runner.config();
   TESSERA_REQUIRE(n_prompt + n_gen <= c.max_seq_len, ErrorKind::kInvalidInput, "prompt + generation (",
                   n_prompt + n_gen, ") exceed the model's context of ", c.max_seq_len);
 
@@ -58,7 +80,7 @@ int run_bench(int argc, char** argv) {
   uint64_t rng = 42;
   for (auto& t : prompt) t = static_cast<int32_t>(3 + rng_next_u32(rng) % static_cast<uint32_t>(c.vocab_size - 3));
 
-  Generator gen(worker);
+  Generator gen(runner);
   GenerateOptions opt;
   opt.max_new_tokens = n_gen;
   opt.prefill_chunk = n_prompt;
@@ -80,7 +102,7 @@ int run_bench(int argc, char** argv) {
   const double prefill_gflops = prefill_flops / (n_prompt / prefill_tps) / 1e9;
   const double mean_pos = n_prompt + n_gen / 2.0;
   const double kv_bytes = 2.0 * 4 * c.n_layers * c.kv_dim() * mean_pos;
-  const double decode_gbps = (static_cast<double>(worker.streamed_bytes()) + kv_bytes) * decode_tps / 1e9;
+  const double decode_gbps = (static_cast<double>(streamed_bytes) + kv_bytes) * decode_tps / 1e9;
 
   MachineLimits lim;
   if (!a.on("no-limits")) {
@@ -88,28 +110,45 @@ int run_bench(int argc, char** argv) {
     lim = measure_machine_limits(pool);
   }
 
+  const auto* rpc_runner = dynamic_cast<const RpcStepRunner*>(&runner);
   if (a.on("json")) {
     Json j = Json::object();
     j.set("model", Json::string(a.str("model")));
     j.set("threads", Json::integer(a.int64("threads")));
     j.set("prompt_tokens", Json::integer(n_prompt));
     j.set("gen_tokens", Json::integer(n_gen));
-    j.set("weight_bytes", Json::integer(static_cast<int64_t>(worker.weight_bytes())));
+    j.set("weight_bytes", Json::integer(static_cast<int64_t>(weight_bytes)));
     j.set("prefill_tok_s", Json::number(prefill_tps));
     j.set("decode_tok_s", Json::number(decode_tps));
     j.set("prefill_gflops", Json::number(prefill_gflops));
     j.set("decode_gbps", Json::number(decode_gbps));
     j.set("machine_read_gbps", Json::number(lim.read_gbps));
     j.set("machine_fma_gflops", Json::number(lim.fma_gflops));
+    j.set("ranks", Json::integer(ranks));
+    if (rpc_runner != nullptr && rpc_runner->time_split().steps > 0) {
+      const StepTimeSplit& t = rpc_runner->time_split();
+      j.set("step_ms", Json::number(1e3 * t.wall / t.steps));
+      j.set("step_compute_ms", Json::number(1e3 * t.compute / t.steps));
+      j.set("step_collectives_ms", Json::number(1e3 * t.collectives / t.steps));
+      j.set("step_rpc_ms", Json::number(1e3 * t.rpc / t.steps));
+    }
     std::cout << j.dump() << "\n";
     return 0;
   }
   std::printf("model     %s\n          %s\n", a.str("model").c_str(), c.summary().c_str());
-  std::printf("weights   %.1f MB (decode streams %.1f MB/token)\n", worker.weight_bytes() / 1e6,
-              worker.streamed_bytes() / 1e6);
-  std::printf("threads   %lld, prompt %lld tokens, generate %lld tokens, median of %lld\n",
+  std::printf("weights   %.1f MB (decode streams %.1f MB/token)\n", weight_bytes / 1e6,
+              streamed_bytes / 1e6);
+  std::printf("ranks     %d x %lld threads, prompt %lld tokens, generate %lld tokens, median of %lld\n", ranks,
               static_cast<long long>(a.int64("threads")), static_cast<long long>(n_prompt),
               static_cast<long long>(n_gen), static_cast<long long>(repeat));
+  if (rpc_runner != nullptr && rpc_runner->time_split().steps > 0) {
+    const StepTimeSplit& t = rpc_runner->time_split();
+    const double n = static_cast<double>(t.steps);
+    std::printf("step      %.3f ms mean over %lld steps: compute %.3f ms (of which collectives %.3f ms), "
+                "control plane %.3f ms\n",
+                1e3 * t.wall / n, static_cast<long long>(t.steps), 1e3 * t.compute / n, 1e3 * t.collectives / n,
+                1e3 * t.rpc / n);
+  }
   std::printf("\n%-8s %12s %14s %22s\n", "phase", "tokens/s", "achieved", "machine limit");
   if (lim.read_gbps > 0) {
     std::printf("%-8s %12.1f %9.1f GF/s %9.1f GF/s %s (%.0f%%)\n", "prefill", prefill_tps, prefill_gflops,

@@ -51,8 +51,8 @@ std::string host_address(const std::string& host) {
 
 [[noreturn]] void abort_job(int rank, const std::string& host, const char* what) {
   std::cout.flush();
-  std::cerr << "\ntessera: rank " << rank << " (" << host << "): " << what << "\n"
-            << "tessera: aborting the job" << std::endl;
+  std::cerr << "\ntessera (rank " << rank << " on " << host << "): error: " << what << "\n"
+            << "tessera: aborting the job (all ranks)" << std::endl;
   MPI_Abort(MPI_COMM_WORLD, 1);
   std::_Exit(1);
 }

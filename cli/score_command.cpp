@@ -8,10 +8,13 @@
 #include <sstream>
 
 #include "cli/args.h"
+#include "checkpoint/open.h"
+#include "cli/cluster.h"
 #include "cli/commands.h"
 #include "cli/model_flags.h"
 #include "common/error.h"
 #include "coordinator/generator.h"
+#include "coordinator/step_runner.h"
 #include "coordinator/model_tokenizer.h"
 #include "worker/worker.h"
 
@@ -35,6 +38,8 @@ std::vector<int32_t> parse_ids(const std::string& text) {
 
 }  // namespace
 
+int score_tokens(const Args& a, const std::vector<int32_t>& ids, StepRunner& runner);
+
 int run_score(int argc, char** argv) {
   Args a("score", "Runs a token sequence through the model in one pass and reports, for every position, the "
                   "log-probability of the next token and the model's top choice; optionally writes all logits.");
@@ -48,19 +53,32 @@ int run_score(int argc, char** argv) {
   }
   TESSERA_REQUIRE(a.has("model"), ErrorKind::kInvalidInput, "tessera score: --model PATH is required");
   TESSERA_REQUIRE(a.has("text") != a.has("tokens"), ErrorKind::kInvalidInput, "give exactly one of --text, --tokens");
-  Worker worker(a.str("model"), worker_options_from(a));
-  std::vector<int32_t> ids;
-  std::unique_ptr<Tokenizer> tok;
-  if (a.has("text") || !a.str("tokenizer").empty()) {
-    tok = load_model_tokenizer(a.str("model"), worker.checkpoint(), a.str("tokenizer"));
+  auto body = [&](StepRunner& runner, const checkpoint::Checkpoint& ck) -> int {
+    std::vector<int32_t> ids;
+    if (a.has("text")) {
+      ids = load_model_tokenizer(a.str("model"), ck, a.str("tokenizer"))->encode(a.str("text"), true);
+    } else {
+      ids = parse_ids(a.str("tokens"));
+    }
+    return score_tokens(a, ids, runner);
+  };
+  if (launched_distributed(parallel_config_from(a))) {
+    return run_cluster(nullptr, nullptr, cluster_options_from(a), [&](StepRunner& runner, const Topology&) {
+      return body(runner, *checkpoint::open_checkpoint(a.str("model")));
+    });
   }
-  ids = a.has("text") ? tok->encode(a.str("text"), true) : parse_ids(a.str("tokens"));
+  Worker worker(a.str("model"), worker_options_from(a));
+  LocalStepRunner runner(worker);
+  return body(runner, worker.checkpoint());
+}
+
+int score_tokens(const Args& a, const std::vector<int32_t>& ids, StepRunner& runner) {
   TESSERA_REQUIRE(!ids.empty(), ErrorKind::kInvalidInput, "nothing to score");
-  const int64_t vocab = worker.config().vocab_size;
+  const int64_t vocab = runner.config().vocab_size;
   for (int32_t id : ids)
     TESSERA_REQUIRE(id < vocab, ErrorKind::kInvalidInput, "token id ", id, " is outside the vocabulary of ", vocab);
 
-  Generator gen(worker);
+  Generator gen(runner);
   const std::vector<float> logits = gen.score(ids);
   if (a.has("logits-out")) {
     std::ofstream out(a.str("logits-out"), std::ios::binary);

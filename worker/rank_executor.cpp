@@ -27,11 +27,8 @@ void RankExecutor::load_shard(const rpc::LoadShardRequest& r) {
   ModelComms mc;
   mc.tp = comms_.tp.get();
   mc.pp = comms_.pp.get();
-  try {
-    worker_ = std::make_unique<Worker>(r.model_path, o, spec, mc);
-  } catch (const Error& e) {
-    TESSERA_FAIL(e.kind(), "rank ", rank, " (", host_, "): ", e.what());
-  }
+  // Errors travel back to the coordinator, which names this rank and host.
+  worker_ = std::make_unique<Worker>(r.model_path, o, spec, mc);
 }
 
 StepResult RankExecutor::run_step(const StepPlan& plan) {
