@@ -75,7 +75,7 @@ constexpr MatmulFns kAvx2Matmul{avx2::gemv_float, quantize_acts_generic, avx2::q
 
 // Below this many multiply-adds a matmul runs on the calling thread: waking a worker
 // costs more than it saves (tiny models, e.g. stories260K's dim-64 layers).
-constexpr int64_t kInlineMacs = 16 * 1024;
+constexpr int64_t kInlineMacs = 64 * 1024;
 
 template <typename F>
 void split(ThreadPool& pool, int64_t macs, int64_t units, const F& fn) {
