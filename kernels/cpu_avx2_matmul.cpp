@@ -157,7 +157,13 @@ void qtile(const char* w0, int64_t rs, const QActPair* x, int64_t xstride, int64
   for (int i = 0; i < MR; ++i)
     for (int t = 0; t < NT; ++t) acc[i][t] = _mm256_setzero_ps();
   const int64_t full = nb / 2;
-  for (int64_t p = 0; p < full; ++p) qpair_step<T, MR, NT, true>(rows, x, xstride, p, acc);
+  for (int64_t p = 0; p < full; ++p) {
+    // GEMV: prefetch the same bytes of the next row tile (as the AVX-512 kernel).
+    if (NT == 1) {
+      for (int i = 0; i < MR; ++i) _mm_prefetch(reinterpret_cast<const char*>(rows[i] + 2 * p) + MR * rs, _MM_HINT_T0);
+    }
+    qpair_step<T, MR, NT, true>(rows, x, xstride, p, acc);
+  }
   if (nb & 1) qpair_step<T, MR, NT, false>(rows, x, xstride, full, acc);
   for (int i = 0; i < MR; ++i)
     for (int t = 0; t < NT; ++t) y[t * ys + i] = hsum(acc[i][t]);
