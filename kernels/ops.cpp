@@ -91,7 +91,8 @@ void matmul_vec(const MatmulFns& f, ThreadPool& pool, const WeightMatrix& w, con
     // for decode and prefill alike.
     const int64_t np = qact_pairs(w.cols);
     auto* xq = reinterpret_cast<QActPair*>(thread_buffer(0, n * np * 64));
-    split(pool, n * w.cols * 64, n, [&](int64_t t0, int64_t t1, int) {
+    // (decode quantises its one row on the caller: a dispatch for one unit is waste)
+    split(pool, n >= 4 ? n * w.cols * 64 : 0, n, [&](int64_t t0, int64_t t1, int) {
       for (int64_t t = t0; t < t1; ++t) f.quantize_acts(w.dtype, x + t * xs, w.cols, xq + t * np);
     });
     constexpr int64_t kRowUnit = 4;
