@@ -83,6 +83,13 @@ void split(ThreadPool& pool, int64_t macs, int64_t units, const F& fn) {
   pool.parallel_for(units, fn);
 }
 
+// vdpbf16ps GEMM for BF16 weights with bf16 activations. Off: on the Sapphire Rapids VM
+// it was measured 12 % slower than the f32 GEMM on the same (exactly representable)
+// products - 65 vs 73 GFLOP/s on one core; vdpbf16ps peaks at only 1.1x the f32 FMA
+// rate there (docs/KERNELS.md). Both give llama.cpp's result up to summation order.
+// Kept, and tested directly (MatmulBf16Dot), for CPUs where it pays.
+constexpr bool kUseVdpbf16ps = false;
+
 void matmul_vec(const MatmulFns& f, ThreadPool& pool, const WeightMatrix& w, const float* x,
                 int64_t n, float* y, int64_t xs, int64_t ys) {
   const int64_t macs = n * w.rows * w.cols;
@@ -101,8 +108,8 @@ void matmul_vec(const MatmulFns& f, ThreadPool& pool, const WeightMatrix& w, con
     });
     return;
   }
-  if (w.dtype == DType::kBF16 && rounds_activations(w) && n >= kGemmMinTokens && w.cols % 2 == 0 &&
-      active_isa() >= Isa::kAvx512Bf16) {
+  if (kUseVdpbf16ps && w.dtype == DType::kBF16 && rounds_activations(w) && n >= kGemmMinTokens &&
+      w.cols % 2 == 0 && active_isa() >= Isa::kAvx512Bf16) {
     // bf16 x bf16 with vdpbf16ps (x rounded to bf16 while packing).
     const int64_t groups = ceil_div(n, kGemmTokens);
     auto* xp = reinterpret_cast<uint16_t*>(thread_buffer(2, ceil_div(groups * kGemmTokens * w.cols, 2)));

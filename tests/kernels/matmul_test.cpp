@@ -4,6 +4,7 @@
 #include <cmath>
 #include <tuple>
 
+#include "kernels/isa_kernels.h"
 #include "kernels/ops.h"
 #include "kernels/reference.h"
 #include "tests/kernels/test_util.h"
@@ -169,6 +170,35 @@ TEST(MatmulExactness, F32GemvCloseToPlainDot) {
         swx += std::fabs(w[r * cols + k] * x[k]);
       }
       EXPECT_NEAR(y[r], dot, 1e-6 * swx) << isa_name(isa) << " row " << r;
+    }
+  }
+}
+
+// The vdpbf16ps GEMM (not dispatched by default, see ops.cpp) against the reference
+// with bf16-rounded activations.
+TEST(MatmulBf16Dot, MatchesRoundedReference) {
+  if (detected_isa() < Isa::kAvx512Bf16) GTEST_SKIP() << "CPU lacks AVX512_BF16";
+  std::mt19937 rng(5);
+  for (const auto [rows, cols, n] : {std::tuple<int64_t, int64_t, int64_t>{37, 64, 40}, {13, 1030, 17}, {25, 96, 8}}) {
+    const auto wb = make_weights(rng, DType::kBF16, rows, cols);
+    const WeightMatrix w{DType::kBF16, rows, cols, wb.data(), 0, ActRounding::kWeightType};
+    const auto x = random_vec(rng, n * cols);
+    std::vector<float> yref(n * rows), y(n * rows, -7.0f);
+    ref::matmul(w, x.data(), n, yref.data());
+    const int64_t groups = (n + kGemmTokens - 1) / kGemmTokens;
+    alignas(64) static uint16_t scratch[kGemmMaxMr * kGemmKc];
+    std::vector<uint16_t> xp(groups * kGemmTokens * cols + 32);  // 64-byte aligned inside
+    auto* xpa = reinterpret_cast<uint16_t*>((reinterpret_cast<uintptr_t>(xp.data()) + 63) & ~uintptr_t{63});
+    avx512bf16::gemm_pack_x(x.data(), n, cols, cols, xpa);
+    avx512bf16::gemm_rows(w, xpa, n, y.data(), rows, 0, rows, scratch);
+    std::vector<float> wrow(cols);
+    for (int64_t r = 0; r < rows; ++r) {
+      ref::dequantize_row(DType::kBF16, wb.data() + r * cols * 2, wrow.data(), cols);
+      for (int64_t t = 0; t < n; ++t) {
+        double swx = 0;
+        for (int64_t k = 0; k < cols; ++k) swx += std::fabs(static_cast<double>(wrow[k]) * x[t * cols + k]);
+        ASSERT_NEAR(y[t * rows + r], yref[t * rows + r], kMatmulFloatRel * swx + 1e-7) << rows << "x" << cols << " n " << n;
+      }
     }
   }
 }
