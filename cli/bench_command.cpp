@@ -16,6 +16,7 @@
 #include "cli/model_flags.h"
 #include "common/error.h"
 #include "common/json.h"
+#include "coordinator/batch_generator.h"
 #include "coordinator/generator.h"
 #include "coordinator/rpc_step_runner.h"
 #include "coordinator/step_runner.h"
@@ -45,6 +46,8 @@ int run_bench(int argc, char** argv) {
   a.flag("repeat", "N", "repetitions; the median is reported", "3");
   a.flag("no-limits", "", "skip measuring the machine's limits");
   a.flag("json", "", "print one JSON object instead of the table");
+  a.flag("sequences", "S", "decode S sequences together (throughput mode) instead of one", "1");
+  a.flag("micro-batches", "M", "throughput mode: micro-batches kept in flight (>= pp fills a pipeline)", "1");
   if (!a.parse(argc, argv, 2)) {
     std::cout << a.help();
     return 0;
@@ -54,7 +57,12 @@ int run_bench(int argc, char** argv) {
   TESSERA_REQUIRE(n_prompt >= 1 && n_gen >= 2 && repeat >= 1, ErrorKind::kInvalidInput,
                   "need --prompt-tokens >= 1, --gen-tokens >= 2, --repeat >= 1");
   WorkerOptions wo = worker_options_from(a);
-  if (wo.max_kv_tokens == 0) wo.max_kv_tokens = n_prompt + n_gen;
+  const int64_t n_seq = a.int64("sequences");
+  TESSERA_REQUIRE(n_seq >= 1 && a.int64("micro-batches") >= 1, ErrorKind::kInvalidInput,
+                  "--sequences and --micro-batches must be >= 1");
+  // Room for every sequence, each rounded up to whole blocks.
+  const int64_t per_seq = (n_prompt + n_gen + wo.kv_block_size - 1) / wo.kv_block_size * wo.kv_block_size;
+  if (wo.max_kv_tokens == 0) wo.max_kv_tokens = n_seq * per_seq;
   if (launched_distributed(parallel_config_from(a))) {
     ClusterOptions co = cluster_options_from(a);
     co.load.kv_blocks = static_cast<int32_t>((wo.max_kv_tokens + wo.kv_block_size - 1) / wo.kv_block_size);
@@ -70,7 +78,63 @@ int run_bench(int argc, char** argv) {
   return bench_with(a, runner, worker.weight_bytes(), worker.streamed_bytes(), 1);
 }
 
+// Throughput mode: S sequences in M micro-batches kept in flight.
+int bench_batch(const Args& a, StepRunner& runner, int ranks) {
+  const int64_t n_prompt = a.int64("prompt-tokens"), n_gen = a.int64("gen-tokens"), repeat = a.int64("repeat");
+  const int64_t n_seq = a.int64("sequences");
+  const ModelConfig& c = runner.config();
+  std::vector<std::vector<int32_t>> prompts(static_cast<size_t>(n_seq));
+  uint64_t rng = 42;
+  for (auto& p : prompts) {
+    p.resize(static_cast<size_t>(n_prompt));
+    for (auto& t : p) t = static_cast<int32_t>(3 + rng_next_u32(rng) % static_cast<uint32_t>(c.vocab_size - 3));
+  }
+  KvBlockAllocator allocator(runner.kv_blocks());
+  BatchOptions bo;
+  bo.max_new_tokens = n_gen;
+  bo.micro_batches = static_cast<int>(a.int64("micro-batches"));
+  std::vector<double> decode, prefill;
+  for (int64_t r = 0; r < repeat + 1; ++r) {
+    BatchStats st;
+    generate_batch(runner, allocator, prompts, bo, &st);
+    if (r == 0) continue;
+    decode.push_back(st.decode_tokens_per_second());
+    prefill.push_back(static_cast<double>(st.prompt_tokens) / st.prefill_seconds);
+  }
+  const double decode_tps = median(decode), prefill_tps = median(prefill);
+  const auto* rpc_runner = dynamic_cast<const RpcStepRunner*>(&runner);
+  if (a.on("json")) {
+    Json j = Json::object();
+    j.set("model", Json::string(a.str("model")));
+    j.set("ranks", Json::integer(ranks));
+    j.set("threads", Json::integer(a.int64("threads")));
+    j.set("sequences", Json::integer(n_seq));
+    j.set("micro_batches", Json::integer(bo.micro_batches));
+    j.set("prefill_tok_s", Json::number(prefill_tps));
+    j.set("decode_tok_s", Json::number(decode_tps));
+    std::cout << j.dump() << "\n";
+    return 0;
+  }
+  std::printf("model     %s\n          %s\n", a.str("model").c_str(), c.summary().c_str());
+  std::printf("ranks     %d x %lld threads; %lld sequences in %d micro-batches; prompt %lld, generate %lld; "
+              "median of %lld\n", ranks, static_cast<long long>(a.int64("threads")), static_cast<long long>(n_seq),
+              bo.micro_batches, static_cast<long long>(n_prompt), static_cast<long long>(n_gen),
+              static_cast<long long>(repeat));
+  std::printf("prefill   %.1f tokens/s (all prompts)\ndecode    %.1f tokens/s (all sequences together)\n",
+              prefill_tps, decode_tps);
+  if (rpc_runner != nullptr && rpc_runner->time_split().steps > 0) {
+    const StepTimeSplit& t = rpc_runner->time_split();
+    const double n = static_cast<double>(t.steps);
+    std::printf("step      %.3f ms mean latency over %lld steps: compute %.3f ms (collectives %.3f ms), "
+                "control plane %.3f ms\n",
+                1e3 * t.wall / n, static_cast<long long>(t.steps), 1e3 * t.compute / n, 1e3 * t.collectives / n,
+                1e3 * t.rpc / n);
+  }
+  return 0;
+}
+
 int bench_with(const Args& a, StepRunner& runner, uint64_t weight_bytes, uint64_t streamed_bytes, int ranks) {
+  if (a.int64("sequences") > 1) return bench_batch(a, runner, ranks);
   const int64_t n_prompt = a.int64("prompt-tokens"), n_gen = a.int64("gen-tokens"), repeat = a.int64("repeat");
   const ModelConfig& c = runner.config();
   TESSERA_REQUIRE(n_prompt + n_gen <= c.max_seq_len, ErrorKind::kInvalidInput, "prompt + generation (",

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <future>
+#include <memory>
 
 #include "common/error.h"
 
@@ -15,10 +17,20 @@ RpcStepRunner::RpcStepRunner(rpc::CoordinatorClient& client, const Topology& top
       kv_blocks_(kv_blocks),
       kv_block_size_(kv_block_size) {}
 
-StepResult RpcStepRunner::run_step(const StepPlan& plan) {
+StepResult RpcStepRunner::run_step(const StepPlan& plan) { return submit(plan)(); }
+
+std::function<StepResult()> RpcStepRunner::submit(const StepPlan& plan) {
   const auto t0 = std::chrono::steady_clock::now();
-  std::vector<rpc::WorkerStep> steps = client_.run_step(plan);
-  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  auto pending = std::make_shared<std::future<std::vector<rpc::WorkerStep>>>(client_.run_step_async(plan));
+  const size_t n = plan.sequences.size();
+  return [this, pending, n, t0] {
+    std::vector<rpc::WorkerStep> steps = pending->get();
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return collect(std::move(steps), n, wall);
+  };
+}
+
+StepResult RpcStepRunner::collect(std::vector<rpc::WorkerStep> steps, size_t n_sequences, double wall) {
   const int result_rank = topology_.rank_of(topology_.pp_size() - 1, 0, 0);
   StepResult result;
   bool found = false;
@@ -32,8 +44,8 @@ StepResult RpcStepRunner::run_step(const StepPlan& plan) {
     }
   }
   TESSERA_REQUIRE(found, ErrorKind::kInternal, "no result from rank ", result_rank, " (last stage, tp 0)");
-  TESSERA_REQUIRE(result.outputs.size() == plan.sequences.size(), ErrorKind::kInternal, "rank ", result_rank,
-                  " returned ", result.outputs.size(), " outputs for ", plan.sequences.size(), " sequences");
+  TESSERA_REQUIRE(result.outputs.size() == n_sequences, ErrorKind::kInternal, "rank ", result_rank, " returned ",
+                  result.outputs.size(), " outputs for ", n_sequences, " sequences");
   split_.wall += wall;
   split_.compute += compute;
   split_.collectives += collectives;

@@ -24,12 +24,15 @@ class RpcStepRunner final : public StepRunner {
                 int64_t kv_block_size);
 
   StepResult run_step(const StepPlan& plan) override;
+  std::function<StepResult()> submit(const StepPlan& plan) override;
   const ModelConfig& config() const override { return config_; }
   int64_t kv_blocks() const override { return kv_blocks_; }
   int64_t kv_block_size() const override { return kv_block_size_; }
   const StepTimeSplit& time_split() const { return split_; }
 
  private:
+  StepResult collect(std::vector<rpc::WorkerStep> steps, size_t n_sequences, double wall);
+
   rpc::CoordinatorClient& client_;
   const Topology& topology_;
   ModelConfig config_;

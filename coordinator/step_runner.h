@@ -3,6 +3,10 @@
 // every rank's worker behind the Cap'n Proto control plane (coordinator/rpc_step_runner.h).
 #pragma once
 
+#include <functional>
+#include <memory>
+#include <utility>
+
 #include "model/config.h"
 #include "worker/step.h"
 #include "worker/worker.h"
@@ -13,6 +17,14 @@ class StepRunner {
  public:
   virtual ~StepRunner() = default;
   virtual StepResult run_step(const StepPlan& plan) = 0;
+  // Sends the step and returns at once; calling the returned function waits for its
+  // result. Several submitted steps are in flight together (pipeline parallelism:
+  // stage s works on one micro-batch while stage s + 1 works on the previous one).
+  // Default: runs the step now.
+  virtual std::function<StepResult()> submit(const StepPlan& plan) {
+    auto result = std::make_shared<StepResult>(run_step(plan));
+    return [result] { return std::move(*result); };
+  }
   virtual const ModelConfig& config() const = 0;
   virtual int64_t kv_blocks() const = 0;      // blocks in every worker's pool
   virtual int64_t kv_block_size() const = 0;  // positions per block
