@@ -24,9 +24,11 @@ void RankExecutor::load_shard(const rpc::LoadShardRequest& r) {
   spec.pp = topology_.pp_size();
   spec.tp_rank = topology_.tp_rank();
   spec.pp_rank = topology_.pp_rank();
+  tp_ = std::make_unique<TimedCommunicator>(*comms_.tp);
+  pp_ = std::make_unique<TimedCommunicator>(*comms_.pp);
   ModelComms mc;
-  mc.tp = comms_.tp.get();
-  mc.pp = comms_.pp.get();
+  mc.tp = tp_.get();
+  mc.pp = pp_.get();
   // Errors travel back to the coordinator, which names this rank and host.
   worker_ = std::make_unique<Worker>(r.model_path, o, spec, mc);
 }
@@ -45,12 +47,20 @@ StepResult RankExecutor::run_step(const StepPlan& plan) {
 // state to drop (recurrent state slots will be reset here when they exist).
 void RankExecutor::release(std::span<const uint64_t>) {}
 
+double RankExecutor::take_collective_seconds() {
+  if (tp_ == nullptr) return 0;
+  const double s = tp_->take_seconds() + pp_->take_seconds();
+  collective_seconds_ += s;
+  return s;
+}
+
 rpc::WorkerStatsValue RankExecutor::stats() {
   rpc::WorkerStatsValue s;
   s.rank = topology_.world_rank();
   s.host = host_;
   s.steps_run = steps_;
   s.compute_seconds = compute_seconds_;
+  s.collective_seconds = collective_seconds_;
   if (worker_ != nullptr) {
     s.weight_bytes = worker_->weight_bytes();
     s.checkpoint_bytes_read = worker_->checkpoint().bytes_touched();

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "collectives/group_communicators.h"
+#include "collectives/timed_communicator.h"
 #include "collectives/topology.h"
 #include "rpc/executor.h"
 #include "worker/worker.h"
@@ -24,12 +25,16 @@ class RankExecutor final : public rpc::StepExecutor {
   StepResult run_step(const StepPlan& plan) override;
   void release(std::span<const uint64_t> seq_ids) override;
   rpc::WorkerStatsValue stats() override;
+  double take_collective_seconds() override;
 
  private:
   const Topology& topology_;
   GroupCommunicators& comms_;
   std::string host_;
+  // The model's TP and PP communicators, timed so steps report communication time.
+  std::unique_ptr<TimedCommunicator> tp_, pp_;
   std::unique_ptr<Worker> worker_;
+  double collective_seconds_ = 0;  // cumulative, for stats
   uint64_t steps_ = 0;
   double compute_seconds_ = 0;
 };
