@@ -65,6 +65,7 @@ int run_bench(int argc, char** argv) {
   if (wo.max_kv_tokens == 0) wo.max_kv_tokens = n_seq * per_seq;
   if (launched_distributed(parallel_config_from(a))) {
     ClusterOptions co = cluster_options_from(a);
+    co.print_layout = true;
     co.load.kv_blocks = static_cast<int32_t>((wo.max_kv_tokens + wo.kv_block_size - 1) / wo.kv_block_size);
     return run_cluster(nullptr, nullptr, co, [&](StepRunner& runner, const Topology& topo) {
       // Byte accounting of the whole model: mapping it binds views, it reads no weights.

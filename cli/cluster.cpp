@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <arpa/inet.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
@@ -115,7 +116,14 @@ int run_cluster(int* argc, char*** argv, const ClusterOptions& options,
     rpc::CoordinatorClient client(endpoints, co);
     rpc::LoadShardRequest load = options.load;
     load.parallel = {options.parallel.tp, options.parallel.pp, options.parallel.cp, options.parallel.ep};
-    client.load_shard(load);
+    const std::vector<rpc::WorkerStatsValue> loaded = client.load_shard(load);
+    if (options.print_layout) {
+      for (const rpc::WorkerStatsValue& w : loaded) {
+        const GridCoords g = topology_coords_of(options.parallel, w.rank);
+        std::fprintf(stderr, "rank %d on %s: pp %d tp %d, weights %.1f MB, read from the checkpoint %.1f MB\n", w.rank,
+                     w.host.c_str(), g.pp, g.tp, w.weight_bytes / 1e6, w.checkpoint_bytes_read / 1e6);
+      }
+    }
 
     // The coordinator holds no weights: the config comes from the checkpoint header.
     const ModelConfig config = load_model_config(*checkpoint::open_checkpoint(load.model_path));

@@ -25,6 +25,7 @@ struct ClusterOptions {
   std::string rpc_host;                        // empty: automatic (see above)
   std::chrono::milliseconds step_timeout{60000};
   rpc::LoadShardRequest load;                  // model path, kv cache, threads per rank
+  bool print_layout = false;                   // one line per rank on stderr after loading
 };
 
 // True when the process was started by a launcher (mpirun / srun) or asks for more

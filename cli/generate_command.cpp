@@ -65,7 +65,9 @@ int run_generate(int argc, char** argv) {
     return generate_text(a, prompt_text, runner, *tokenizer);
   };
   if (launched_distributed(parallel_config_from(a))) {
-    return run_cluster(nullptr, nullptr, cluster_options_from(a), [&](StepRunner& runner, const Topology&) {
+    ClusterOptions co = cluster_options_from(a);
+    co.print_layout = a.on("timings");
+    return run_cluster(nullptr, nullptr, co, [&](StepRunner& runner, const Topology&) {
       return body(runner, *checkpoint::open_checkpoint(a.str("model")));
     });
   }
