@@ -32,6 +32,20 @@ double median(std::vector<double> v) {
   return v.empty() ? 0 : v[v.size() / 2];
 }
 
+// Mean step latency split into the slowest rank's compute (its communication and
+// pipeline waits included) and the control plane's round trip; only for a
+// distributed runner.
+void print_time_split(const StepRunner& runner) {
+  const auto* rpc = dynamic_cast<const RpcStepRunner*>(&runner);
+  if (rpc == nullptr || rpc->time_split().steps == 0) return;
+  const StepTimeSplit& t = rpc->time_split();
+  const double n = static_cast<double>(t.steps);
+  std::printf("step      %.3f ms mean latency over %lld steps: compute %.3f ms (of which communication and "
+              "pipeline waits %.3f ms), control plane %.3f ms\n",
+              1e3 * t.wall / n, static_cast<long long>(t.steps), 1e3 * t.compute / n, 1e3 * t.collectives / n,
+              1e3 * t.rpc / n);
+}
+
 }  // namespace
 
 int bench_with(const Args& a, StepRunner& runner, uint64_t weight_bytes, uint64_t streamed_bytes, int ranks);
@@ -103,7 +117,6 @@ int bench_batch(const Args& a, StepRunner& runner, int ranks) {
     prefill.push_back(static_cast<double>(st.prompt_tokens) / st.prefill_seconds);
   }
   const double decode_tps = median(decode), prefill_tps = median(prefill);
-  const auto* rpc_runner = dynamic_cast<const RpcStepRunner*>(&runner);
   if (a.on("json")) {
     Json j = Json::object();
     j.set("model", Json::string(a.str("model")));
@@ -123,14 +136,7 @@ int bench_batch(const Args& a, StepRunner& runner, int ranks) {
               static_cast<long long>(repeat));
   std::printf("prefill   %.1f tokens/s (all prompts)\ndecode    %.1f tokens/s (all sequences together)\n",
               prefill_tps, decode_tps);
-  if (rpc_runner != nullptr && rpc_runner->time_split().steps > 0) {
-    const StepTimeSplit& t = rpc_runner->time_split();
-    const double n = static_cast<double>(t.steps);
-    std::printf("step      %.3f ms mean latency over %lld steps: compute %.3f ms (collectives %.3f ms), "
-                "control plane %.3f ms\n",
-                1e3 * t.wall / n, static_cast<long long>(t.steps), 1e3 * t.compute / n, 1e3 * t.collectives / n,
-                1e3 * t.rpc / n);
-  }
+  print_time_split(runner);
   return 0;
 }
 
@@ -206,14 +212,7 @@ int bench_with(const Args& a, StepRunner& runner, uint64_t weight_bytes, uint64_
   std::printf("ranks     %d x %lld threads, prompt %lld tokens, generate %lld tokens, median of %lld\n", ranks,
               static_cast<long long>(a.int64("threads")), static_cast<long long>(n_prompt),
               static_cast<long long>(n_gen), static_cast<long long>(repeat));
-  if (rpc_runner != nullptr && rpc_runner->time_split().steps > 0) {
-    const StepTimeSplit& t = rpc_runner->time_split();
-    const double n = static_cast<double>(t.steps);
-    std::printf("step      %.3f ms mean over %lld steps: compute %.3f ms (of which collectives %.3f ms), "
-                "control plane %.3f ms\n",
-                1e3 * t.wall / n, static_cast<long long>(t.steps), 1e3 * t.compute / n, 1e3 * t.collectives / n,
-                1e3 * t.rpc / n);
-  }
+  print_time_split(runner);
   std::printf("\n%-8s %12s %14s %22s\n", "phase", "tokens/s", "achieved", "machine limit");
   if (lim.read_gbps > 0) {
     std::printf("%-8s %12.1f %9.1f GF/s %9.1f GF/s %s (%.0f%%)\n", "prefill", prefill_tps, prefill_gflops,
