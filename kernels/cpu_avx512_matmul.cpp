@@ -240,6 +240,80 @@ void qtile(const char* w0, int64_t rs, const QActPair* x, int64_t xstride, int64
     for (int t = 0; t < NT; ++t) y[t * ys + i] = _mm512_reduce_add_ps(acc[i][t]);
 }
 
+// Decode (one token) on Q4_0 / Q4_1, 4 rows: as qpair_step, but the 8 W scales of the
+// 4 rows (d of blocks b0, b1) are gathered into one vector, converted once and
+// multiplied by the token's (d_x0, d_x1) once, then spread per row with vpermps (port
+// 5) - instead of a vcvtph2ps and a vmulps per row on port 0, the bottleneck. Q4_1's
+// m_w s_x terms of all 4 rows go into one 8-lane accumulator the same way.
+template <DType T, bool kHas1>
+__attribute__((always_inline)) inline void q4_gemv_step(const typename QBlock<T>::type* const* rows,
+                                                        const QActPair& a, int64_t p, int64_t pf,
+                                                        __m512 (&acc)[4], __m256& macc) {
+  constexpr bool q41 = T == DType::kQ4_1;
+  constexpr int dw1 = q41 ? 10 : 9;  // word of d1 (d0 is word 0); Q4_1: m0 word 1, m1 word 11
+  constexpr __mmask32 lm = q41 ? (kHas1 ? 0xfffff : 0x3ff) : (kHas1 ? 0x3ffff : 0x1ff);
+  __m512i z[4];
+  for (int i = 0; i < 4; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(rows[i] + 2 * p) + pf, _MM_HINT_T0);
+    z[i] = _mm512_maskz_loadu_epi16(lm, rows[i] + 2 * p);
+  }
+  // [d0 d1 (m0 m1)] of rows 0,1 and 2,3, then all 4 rows: r0d0 r0d1 r1d0 r1d1 ... r3d1
+  const __m512i i01 = q41 ? words(W32<0, 10, 32, 42, 1, 11, 33, 43, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                      0, 0, 0, 0, 0, 0, 0, 0, 0, 0>{})
+                          : words(W32<0, 9, 32, 41, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                      0, 0, 0, 0, 0, 0, 0, 0, 0>{});
+  const __m512i s01 = _mm512_permutex2var_epi16(z[0], i01, z[1]);
+  const __m512i s23 = _mm512_permutex2var_epi16(z[2], i01, z[3]);
+  const __m512i iall = words(W32<0, 1, 2, 3, 32, 33, 34, 35, 4, 5, 6, 7, 36, 37, 38, 39, 0, 0, 0, 0, 0, 0, 0, 0,
+                                 0, 0, 0, 0, 0, 0, 0, 0>{});
+  const __m512i sall = _mm512_permutex2var_epi16(s01, iall, s23);
+  (void)dw1;
+  // x scales as (dx0, dx1) repeated: QActPair d holds dx0 in lane 0, dx1 in lane 4.
+  const __m256 dxx = _mm256_permutevar8x32_ps(_mm256_load_ps(a.d), _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4));
+  const __m256 dd = _mm256_mul_ps(_mm256_cvtph_ps(_mm512_castsi512_si128(sall)), dxx);
+  const __m512 ddz = _mm512_castps256_ps512(dd);
+  if constexpr (q41) {
+    const __m256 sxx = _mm256_permutevar8x32_ps(_mm256_load_ps(a.s), _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4));
+    macc = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm256_extracti128_si256(_mm512_castsi512_si256(sall), 1)), sxx, macc);
+  }
+  const __m512i xq = _mm512_load_si512(a.q);
+  const __m512i corr = _mm512_load_si512(a.corr);
+  const __m512i qi = q41 ? words(W32<2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 14, 15, 16, 17, 18, 19, 2, 3, 4, 5, 6, 7, 8,
+                                     9, 12, 13, 14, 15, 16, 17, 18, 19>{})
+                         : words(W32<1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17, 1, 2, 3, 4, 5, 6, 7,
+                                     8, 10, 11, 12, 13, 14, 15, 16, 17>{});
+  for (int i = 0; i < 4; ++i) {
+    const __m256i q = _mm512_castsi512_si256(_mm512_permutexvar_epi16(qi, z[i]));
+    const __m512i wq = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1),
+                                        _mm512_set1_epi8(0x0f));
+    // lanes 0-3, 8-11: b0 (element 2i), lanes 4-7, 12-15: b1 (element 2i+1)
+    const __m512i li = _mm512_setr_epi32(2 * i, 2 * i, 2 * i, 2 * i, 2 * i + 1, 2 * i + 1, 2 * i + 1, 2 * i + 1,
+                                         2 * i, 2 * i, 2 * i, 2 * i, 2 * i + 1, 2 * i + 1, 2 * i + 1, 2 * i + 1);
+    const __m512 sc = _mm512_permutexvar_ps(li, ddz);
+    const __m512i dot = q41 ? _mm512_dpbusd_epi32(_mm512_setzero_si512(), wq, xq) : _mm512_dpbusd_epi32(corr, wq, xq);
+    acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), sc, acc[i]);
+  }
+}
+
+template <DType T>
+void q4_gemv_tile(const char* w0, int64_t rs, const QActPair* x, int64_t nb, float* y) {
+  using B = typename QBlock<T>::type;
+  const B* rows[4];
+  for (int i = 0; i < 4; ++i) rows[i] = reinterpret_cast<const B*>(w0 + i * rs);
+  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  __m256 macc = _mm256_setzero_ps();
+  const int64_t full = nb / 2;
+  for (int64_t p = 0; p < full; ++p) q4_gemv_step<T, true>(rows, x[p], p, 4 * rs, acc, macc);
+  if (nb & 1) {
+    __m512 tail[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    q4_gemv_step<T, false>(rows, x[full], full, 4 * rs, tail, macc);
+    for (int i = 0; i < 4; ++i) acc[i] = _mm512_add_ps(acc[i], tail[i]);
+  }
+  alignas(32) float m[8];
+  _mm256_store_ps(m, macc);
+  for (int i = 0; i < 4; ++i) y[i] = _mm512_reduce_add_ps(acc[i]) + (m[2 * i] + m[2 * i + 1]);
+}
+
 template <DType T, int MR>
 void qtile_nt(int nt, const char* w0, int64_t rs, const QActPair* x, int64_t xstride, int64_t nb,
               float* y, int64_t ys) {
@@ -261,9 +335,15 @@ void qgemm_t(const WeightMatrix& w, const QActPair* xq, int64_t n, float* y, int
   const int64_t nb = w.cols / kQuantBlock;
   const int64_t np = qact_pairs(w.cols);
   const char* base = static_cast<const char*>(w.data);
+  int64_t rstart = r0;
+  if constexpr (T != DType::kQ8_0) {
+    if (n == 1) {
+      for (; rstart + 4 <= r1; rstart += 4) q4_gemv_tile<T>(base + rstart * rs, rs, xq, nb, y + rstart);
+    }
+  }
   for (int64_t tb = 0; tb < n; tb += kQTokenBlock) {
     const int64_t te = tb + kQTokenBlock < n ? tb + kQTokenBlock : n;
-    for (int64_t r = r0; r < r1; r += kQMr) {
+    for (int64_t r = rstart; r < r1; r += kQMr) {
       const int mr = static_cast<int>(r1 - r < kQMr ? r1 - r : kQMr);
       for (int64_t t = tb; t < te; t += kQNt) {
         const int nt = static_cast<int>(te - t < kQNt ? te - t : kQNt);
