@@ -4,12 +4,19 @@
 #include <netdb.h>
 #include <sys/socket.h>
 #include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <memory>
+#include <mutex>
+#include <condition_variable>
+#include <thread>
 
 #include "checkpoint/open.h"
 #include "collectives/group_communicators.h"
@@ -47,7 +54,167 @@ std::string host_address(const std::string& host) {
     }
     freeaddrinfo(res);
   }
+  if (out.rfind("127.", 0) == 0) {
+    // The name does not resolve (or resolves to loopback, as Debian's 127.0.1.1 line
+    // does): a rank on another host must still be reachable, so take the first IPv4
+    // address of an interface that is up and not loopback.
+    ifaddrs* ifs = nullptr;
+    if (getifaddrs(&ifs) == 0) {
+      for (ifaddrs* i = ifs; i != nullptr; i = i->ifa_next) {
+        if (i->ifa_addr == nullptr || i->ifa_addr->sa_family != AF_INET) continue;
+        if ((i->ifa_flags & IFF_UP) == 0 || (i->ifa_flags & IFF_LOOPBACK) != 0) continue;
+        char buf[INET_ADDRSTRLEN];
+        const auto* sin = reinterpret_cast<const sockaddr_in*>(i->ifa_addr);
+        if (inet_ntop(AF_INET, &sin->sin_addr, buf, sizeof buf) != nullptr) {
+          out = buf;
+          break;
+        }
+      }
+      freeifaddrs(ifs);
+    }
+  }
   return out;
+}
+
+// Start-up time limit. Armed before MPI_Init; if start-up has not finished by the
+// deadline, this rank prints what it was waiting for and aborts the job (MPI_Abort
+// when MPI is up, else _exit: the launcher then ends the other ranks).
+class StartupWatchdog {
+ public:
+  StartupWatchdog(std::chrono::milliseconds limit, std::string who) : who_(std::move(who)) {
+    deadline_ = std::chrono::steady_clock::now() + limit;
+    limit_s_ = static_cast<double>(limit.count()) / 1000.0;
+    thread_ = std::thread([this] { run(); });
+  }
+  ~StartupWatchdog() { disarm(); }
+  void phase(std::string what, std::string host = "") {
+    std::lock_guard<std::mutex> lock(mu_);
+    phase_ = std::move(what);
+    if (!host.empty()) who_ = std::move(host);
+  }
+  void disarm() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  void extend(std::chrono::milliseconds by) {
+    std::lock_guard<std::mutex> lock(mu_);
+    deadline_ += by;
+  }
+
+ private:
+  void run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!done_) {
+      if (cv_.wait_until(lock, deadline_) == std::cv_status::timeout && !done_ &&
+          std::chrono::steady_clock::now() >= deadline_) {
+        std::fprintf(stderr,
+                     "\ntessera (%s): error: start-up did not finish within %.0f s (--startup-timeout): still %s\n"
+                     "tessera: aborting the job (all ranks)\n",
+                     who_.c_str(), limit_s_, phase_.c_str());
+        std::fflush(stderr);
+        int up = 0, down = 0;
+        MPI_Initialized(&up);
+        MPI_Finalized(&down);
+        // MPI_Abort from this thread; if it does not return the process within 5 s, _exit.
+        if (up && !down) std::thread([] { MPI_Abort(MPI_COMM_WORLD, 1); }).detach();
+        lock.unlock();
+        std::this_thread::sleep_for(std::chrono::seconds(up && !down ? 5 : 0));
+        std::_Exit(1);
+      }
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::chrono::steady_clock::time_point deadline_;
+  double limit_s_ = 0;
+  std::string who_;
+  std::string phase_ = "in MPI_Init (waiting for every rank of the job to start: a host that is down or slow, or a "
+                       "rank that never started; see the launcher's messages)";
+  bool done_ = false;
+  std::thread thread_;
+};
+
+constexpr int kCheckInTag = 0x7e55;
+constexpr size_t kHostBytes = 64;
+
+// Every rank sends its host name to rank 0 (point to point, so rank 0 knows exactly
+// who is missing); rank 0 waits until `deadline`, then names the ranks that did not
+// check in and aborts. Returns every rank's host on rank 0 (empty elsewhere).
+std::vector<std::string> check_in(int rank, int world, const std::string& host,
+                                  std::chrono::steady_clock::time_point deadline, double limit_s) {
+  char mine[kHostBytes] = {};
+  std::strncpy(mine, host.c_str(), kHostBytes - 1);
+  if (rank != 0) {
+    MPI_Send(mine, kHostBytes, MPI_CHAR, 0, kCheckInTag, MPI_COMM_WORLD);
+    return {};
+  }
+  std::vector<char> hosts(kHostBytes * static_cast<size_t>(world), 0);
+  std::memcpy(hosts.data(), mine, kHostBytes);
+  std::vector<MPI_Request> reqs(static_cast<size_t>(world), MPI_REQUEST_NULL);
+  for (int r = 1; r < world; ++r)
+    MPI_Irecv(hosts.data() + kHostBytes * r, kHostBytes, MPI_CHAR, r, kCheckInTag, MPI_COMM_WORLD, &reqs[r]);
+  std::vector<bool> arrived(static_cast<size_t>(world), false);
+  arrived[0] = true;
+  int left = world - 1;
+  while (left > 0) {
+    for (int r = 1; r < world; ++r) {
+      if (arrived[r]) continue;
+      int flag = 0;
+      MPI_Test(&reqs[r], &flag, MPI_STATUS_IGNORE);
+      if (flag) {
+        arrived[r] = true;
+        --left;
+      }
+    }
+    if (left == 0) break;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      std::string missing;
+      int shown = 0;
+      for (int r = 1; r < world; ++r) {
+        if (arrived[r]) continue;
+        if (shown++ < 32) missing += (missing.empty() ? "" : ", ") + std::to_string(r);
+      }
+      if (left > 32) missing += ", ... (" + std::to_string(left) + " in all)";
+      std::fprintf(stderr,
+                   "\ntessera (rank 0 on %s): error: start-up did not finish within %.0f s (--startup-timeout): "
+                   "%d of %d ranks did not check in: rank %s\ntessera: aborting the job (all ranks)\n",
+                   host.c_str(), limit_s, left, world, missing.c_str());
+      std::fflush(stderr);
+      MPI_Abort(MPI_COMM_WORLD, 1);
+      std::_Exit(1);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  std::vector<std::string> out;
+  for (int r = 0; r < world; ++r) out.emplace_back(hosts.data() + kHostBytes * r);
+  return out;
+}
+
+void print_layout_at_start(const ParallelConfig& p, const std::vector<std::string>& hosts) {
+  std::vector<std::string> distinct;
+  for (const std::string& h : hosts)
+    if (std::find(distinct.begin(), distinct.end(), h) == distinct.end()) distinct.push_back(h);
+  std::string text = "tessera: job of " + std::to_string(hosts.size()) + " ranks on " +
+                     std::to_string(distinct.size()) + (distinct.size() == 1 ? " host" : " hosts") + ": tp " +
+                     std::to_string(p.tp) + ", pp " + std::to_string(p.pp) + ", cp " + std::to_string(p.cp) +
+                     ", ep " + std::to_string(p.ep) + "\n";
+  const int n = static_cast<int>(hosts.size());
+  for (int r = 0; r < n; ++r) {
+    if (r == 64 && n > 72) {
+      text += "tessera: ... (" + std::to_string(n - 64) + " more ranks)\n";
+      break;
+    }
+    const GridCoords g = topology_coords_of(p, r);
+    text += "tessera: rank " + std::to_string(r) + " on " + hosts[r] + ": pp " + std::to_string(g.pp) + " tp " +
+            std::to_string(g.tp) + " cp " + std::to_string(g.cp) + " ep " + std::to_string((g.cp * p.tp + g.tp) % p.ep) + "\n";
+  }
+  std::fputs(text.c_str(), stderr);
+  std::fflush(stderr);
 }
 
 [[noreturn]] void abort_job(int rank, const std::string& host, const char* what) {
@@ -71,9 +238,23 @@ bool launched_distributed(const ParallelConfig& p) {
 
 int run_cluster(int* argc, char*** argv, const ClusterOptions& options,
                 const std::function<int(StepRunner& runner, const Topology& topology)>& coordinator_main) {
+  const auto started = std::chrono::steady_clock::now();
+  const double limit_s = static_cast<double>(options.startup_timeout.count()) / 1000.0;
+  char self[256] = {};
+  gethostname(self, sizeof self - 1);
+  StartupWatchdog watchdog(options.startup_timeout, std::string("a rank on ") + self);
   MpiContext mpi(argc, argv);
   const int rank = mpi.world_rank();
   const std::string host = mpi.host_name();
+  // Rank 0 speaks first: the others wait 5 s longer before they give up themselves.
+  if (rank != 0) watchdog.extend(std::chrono::seconds(5));
+  watchdog.phase("checking in with rank 0 (rank 0 is not responding)",
+                 "rank " + std::to_string(rank) + " on " + host);
+  const std::vector<std::string> hosts =
+      check_in(rank, mpi.world_size(), host, started + options.startup_timeout, limit_s);
+  if (rank == 0) print_layout_at_start(options.parallel, hosts);
+  watchdog.phase("setting up the communicators and control-plane endpoints (a rank stopped responding after "
+                 "checking in)");
   try {
     const Topology topology(options.parallel, mpi.world_size(), rank);
     GroupCommunicators comms = make_group_communicators(mpi, topology);
@@ -103,6 +284,7 @@ int run_cluster(int* argc, char*** argv, const ClusterOptions& options,
     std::strncpy(mine, server.endpoint().c_str(), kEndpointBytes - 1);
     std::vector<char> all(kEndpointBytes * static_cast<size_t>(mpi.world_size()));
     comms.world->allgather(mine, all.data(), kEndpointBytes, CommType::kU8);
+    watchdog.disarm();  // started: from here on, --step-timeout and the RPC calls bound every wait
     if (rank != 0) {
       server.wait();  // until the coordinator's shutdown
       return 0;

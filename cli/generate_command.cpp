@@ -30,6 +30,8 @@ SamplerKind parse_sampler(const std::string& s) {
 }  // namespace
 
 int generate_text(const Args& a, const std::string& prompt_text, StepRunner& runner, const Tokenizer& tok);
+int run_batch_job(const Args& a, StepRunner& runner, const Tokenizer& tok);  // cli/batch_job.cpp
+int64_t batch_kv_blocks(const Args& a);                                      // cli/batch_job.cpp
 
 int run_generate(int argc, char** argv) {
   Args a("generate", "Generates text from a checkpoint, streaming tokens to stdout as they are produced. The prompt "
@@ -51,6 +53,14 @@ int run_generate(int argc, char** argv) {
   a.flag("no-echo", "", "do not print the prompt, only the continuation");
   a.flag("timings", "", "print prefill and decode tokens/s to stderr at the end");
   a.flag("show-ids", "", "print the prompt and generated token ids to stderr at the end");
+  a.flag("prompts", "FILE", "offline batch job: one prompt per line (JSON {\"id\":..., \"prompt\":...} or plain "
+         "text), answered with continuous batching; results go to --output (docs/CLUSTER.md)");
+  a.flag("output", "FILE", "batch job results, JSONL, appended as each prompt finishes; ids already there are "
+         "skipped, so a rerun (a requeued job) resumes");
+  a.flag("batch-size", "N", "batch job: sequences generated at once", "16");
+  a.flag("micro-batches", "M", "batch job: micro-batches in flight (pipeline overlap); default: --pp");
+  a.flag("startup-timeout", "SECONDS", "under mpirun/srun: ranks that have not started within this time are named "
+         "and the job is aborted", "60");
   if (!a.parse(argc, argv, 2)) {
     std::cout << a.help();
     return 0;
@@ -58,20 +68,27 @@ int run_generate(int argc, char** argv) {
   TESSERA_REQUIRE(a.has("model"), ErrorKind::kInvalidInput, "tessera generate: --model PATH is required");
   TESSERA_REQUIRE(!(a.has("prompt") && a.has("prompt-file")), ErrorKind::kInvalidInput,
                   "give --prompt or --prompt-file, not both");
+  TESSERA_REQUIRE(!(a.has("prompts") && (a.has("prompt") || a.has("prompt-file"))), ErrorKind::kInvalidInput,
+                  "give --prompts FILE (batch job) or --prompt/--prompt-file, not both");
   const std::string prompt_text = a.has("prompt-file") ? read_text_file(a.str("prompt-file")) : a.str("prompt");
 
   auto body = [&](StepRunner& runner, const checkpoint::Checkpoint& ck) -> int {
     auto tokenizer = load_model_tokenizer(a.str("model"), ck, a.str("tokenizer"));
+    if (a.has("prompts")) return run_batch_job(a, runner, *tokenizer);
     return generate_text(a, prompt_text, runner, *tokenizer);
   };
   if (launched_distributed(parallel_config_from(a))) {
     ClusterOptions co = cluster_options_from(a);
     co.print_layout = a.on("timings");
+    co.startup_timeout = std::chrono::milliseconds(static_cast<int64_t>(a.real("startup-timeout") * 1000));
+    if (const int64_t kv = batch_kv_blocks(a); kv > 0) co.load.kv_blocks = static_cast<int32_t>(kv);
     return run_cluster(nullptr, nullptr, co, [&](StepRunner& runner, const Topology&) {
       return body(runner, *checkpoint::open_checkpoint(a.str("model")));
     });
   }
-  Worker worker(a.str("model"), worker_options_from(a));
+  WorkerOptions wo = worker_options_from(a);
+  if (const int64_t kv = batch_kv_blocks(a); kv > 0) wo.kv_blocks = kv;
+  Worker worker(a.str("model"), wo);
   LocalStepRunner runner(worker);
   return body(runner, worker.checkpoint());
 }
