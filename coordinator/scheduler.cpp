@@ -1,0 +1,285 @@
+#include "coordinator/scheduler.h"
+
+#include <glog/logging.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "common/error.h"
+
+namespace tessera {
+
+const char* finish_reason_name(FinishReason r) {
+  switch (r) {
+    case FinishReason::kNone: return "none";
+    case FinishReason::kStop: return "stop";
+    case FinishReason::kLength: return "length";
+    case FinishReason::kCancelled: return "cancelled";
+    case FinishReason::kError: return "error";
+  }
+  return "none";
+}
+
+namespace {
+
+// log-softmax of `row` at `token`, and the n most likely tokens (descending, lowest
+// id first on ties), like the worker's sampler reports them.
+PromptLogprob prompt_logprob(std::span<const float> row, int32_t token, int32_t n_top) {
+  float mx = -INFINITY;
+  for (float v : row) mx = std::max(mx, v);
+  double sum = 0;
+  for (float v : row) sum += std::exp(static_cast<double>(v - mx));
+  const float lse = mx + static_cast<float>(std::log(sum));
+  PromptLogprob p;
+  if (token >= 0 && static_cast<size_t>(token) < row.size()) p.logprob = row[static_cast<size_t>(token)] - lse;
+  if (n_top > 0) {
+    std::vector<int32_t> ids(row.size());
+    for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>(i);
+    const size_t k = std::min(ids.size(), static_cast<size_t>(n_top));
+    std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(k), ids.end(), [&](int32_t a, int32_t b) {
+      return row[static_cast<size_t>(a)] > row[static_cast<size_t>(b)] ||
+             (row[static_cast<size_t>(a)] == row[static_cast<size_t>(b)] && a < b);
+    });
+    for (size_t i = 0; i < k; ++i) p.top.push_back({ids[i], row[static_cast<size_t>(ids[i])] - lse});
+  }
+  return p;
+}
+
+}  // namespace
+
+Scheduler::Scheduler(const SchedulerConfig& config, int64_t kv_blocks, int64_t kv_block_size)
+    : config_(config), cache_(kv_blocks, kv_block_size) {
+  TESSERA_REQUIRE(config_.max_batch_tokens >= 1, ErrorKind::kInvalidInput, "max batch tokens must be >= 1");
+  TESSERA_REQUIRE(config_.max_running >= 1, ErrorKind::kInvalidInput, "max running sequences must be >= 1");
+  TESSERA_REQUIRE(config_.max_waiting >= 0, ErrorKind::kInvalidInput, "max queue must be >= 0");
+  if (config_.max_context <= 0 || config_.max_context > kv_blocks * kv_block_size)
+    config_.max_context = kv_blocks * kv_block_size;
+}
+
+bool Scheduler::add(SequenceRequest request) {
+  if (static_cast<int64_t>(waiting_.size()) >= config_.max_waiting) return false;
+  TESSERA_REQUIRE(!request.prompt.empty(), ErrorKind::kInvalidInput, "request ", request.id, ": empty prompt");
+  TESSERA_REQUIRE(static_cast<int64_t>(request.prompt.size()) <= config_.max_context, ErrorKind::kInvalidInput,
+                  "request ", request.id, ": prompt of ", request.prompt.size(), " tokens exceeds the context of ",
+                  config_.max_context);
+  auto s = std::make_unique<Sequence>();
+  s->tokens = request.prompt;
+  s->rng_state = request.rng_state != 0 ? request.rng_state : 0x9E3779B97F4A7C15ull;
+  s->req = std::move(request);
+  waiting_.push_back(std::move(s));
+  return true;
+}
+
+void Scheduler::finish(uint64_t id, FinishReason reason) { pending_finish_.emplace_back(id, reason); }
+
+Scheduler::Sequence* Scheduler::find_running(uint64_t id) {
+  for (auto& s : running_)
+    if (s->req.id == id) return s.get();
+  return nullptr;
+}
+
+void Scheduler::preempt(Sequence& s) {
+  auto it = std::find_if(running_.begin(), running_.end(), [&](const SeqPtr& p) { return p.get() == &s; });
+  CHECK(it != running_.end());
+  CHECK(!s.scheduled);
+  cache_.release(s.table);
+  s.hashes.clear();
+  s.computed = 0;
+  waiting_.push_front(std::move(*it));
+  running_.erase(it);
+  ++preemptions_;
+}
+
+bool Scheduler::reserve(Sequence& s, int64_t end, std::vector<SeqPtr>&) {
+  while (!cache_.ensure(s.table, end)) {
+    Sequence* victim = nullptr;
+    for (auto it = running_.rbegin(); it != running_.rend(); ++it)
+      if (!(*it)->scheduled && it->get() != &s) {
+        victim = it->get();
+        break;
+      }
+    if (victim == nullptr) {
+      preempt(s);
+      return false;
+    }
+    preempt(*victim);
+  }
+  return true;
+}
+
+void Scheduler::add_slice(Sequence& s, int64_t n, StepPlan& plan) {
+  SequenceStep st;
+  st.seq_id = s.req.id;
+  st.tokens.assign(s.tokens.begin() + s.computed, s.tokens.begin() + s.computed + n);
+  st.pos0 = s.computed;
+  st.block_table = s.table;
+  st.sampling = s.req.sampling;
+  st.rng_state = s.rng_state;
+  const bool ends = s.computed + n == static_cast<int64_t>(s.tokens.size());
+  if (s.req.prompt_logprobs && s.logprobs_done < static_cast<int64_t>(s.req.prompt.size())) {
+    st.return_logits = true;
+    st.n_outputs = static_cast<int32_t>(n);
+  } else {
+    st.n_outputs = ends ? 1 : 0;
+  }
+  s.scheduled = true;
+  plan.sequences.push_back(std::move(st));
+}
+
+void Scheduler::publish_blocks(Sequence& s) {
+  if (!config_.prefix_caching) return;
+  const int64_t bs = cache_.block_size();
+  const std::span<const int32_t> toks(s.tokens);
+  while (static_cast<int64_t>(s.hashes.size() + 1) * bs <= s.computed) {
+    const size_t i = s.hashes.size();
+    const uint64_t parent = i == 0 ? 0 : s.hashes.back();
+    const uint64_t h = PrefixCache::block_hash(parent, toks.subspan(i * static_cast<size_t>(bs), static_cast<size_t>(bs)));
+    cache_.publish(s.table[i], h);
+    s.hashes.push_back(h);
+  }
+}
+
+Scheduler::Iteration Scheduler::schedule() {
+  Iteration it;
+  it.plan.step_id = next_step_++;
+  const int64_t preempted_before = preemptions_;
+
+  // 1. Ends asked for from outside; requests that need no compute.
+  for (auto& [id, reason] : pending_finish_) {
+    auto mark = [&](Sequence& s) {
+      if (s.finish == FinishReason::kNone) {
+        s.finish = reason;
+        it.finished.push_back({s.req.id, {}, std::nullopt, reason});
+      }
+    };
+    for (auto& s : running_)
+      if (s->req.id == id) mark(*s);
+    for (auto& s : waiting_)
+      if (s->req.id == id) mark(*s);
+  }
+  pending_finish_.clear();
+  for (auto& s : waiting_)
+    if (s->finish == FinishReason::kNone && s->req.max_tokens <= 0 && !s->req.prompt_logprobs) {
+      s->finish = FinishReason::kLength;
+      it.finished.push_back({s->req.id, {}, std::nullopt, FinishReason::kLength});
+    }
+  for (auto i = running_.begin(); i != running_.end();) {
+    if ((*i)->finish != FinishReason::kNone) {
+      cache_.release((*i)->table);
+      it.plan.release.push_back((*i)->req.id);
+      i = running_.erase(i);
+    } else {
+      (*i)->scheduled = false;
+      ++i;
+    }
+  }
+  std::erase_if(waiting_, [](const SeqPtr& s) { return s->finish != FinishReason::kNone; });
+
+  int64_t budget = config_.max_batch_tokens;
+  const int64_t bs = cache_.block_size();
+  std::vector<Sequence*> order;
+  for (auto& s : running_) order.push_back(s.get());
+  auto is_running = [&](Sequence* s) {
+    return std::any_of(running_.begin(), running_.end(), [&](const SeqPtr& p) { return p.get() == s; });
+  };
+
+  // 2. Decodes: one token each.
+  for (Sequence* s : order) {
+    if (budget <= 0) break;
+    if (!is_running(s) || static_cast<int64_t>(s->tokens.size()) - s->computed != 1) continue;
+    if (!reserve(*s, s->computed + 1, running_)) continue;
+    add_slice(*s, 1, it.plan);
+    --budget;
+  }
+  // 3. Prefill chunks of running sequences.
+  for (Sequence* s : order) {
+    if (budget <= 0) break;
+    if (!is_running(s) || s->scheduled) continue;
+    int64_t n = std::min<int64_t>(static_cast<int64_t>(s->tokens.size()) - s->computed, budget);
+    if (n <= 0) continue;
+    auto fit = [&] { return (static_cast<int64_t>(s->table.size()) + cache_.available()) * bs - s->computed; };
+    if (fit() <= 0 && !reserve(*s, s->computed + 1, running_)) continue;
+    n = std::min(n, fit());
+    CHECK(cache_.ensure(s->table, s->computed + n));
+    add_slice(*s, n, it.plan);
+    budget -= n;
+  }
+  // 4. Admission, first come first served.
+  while (!waiting_.empty() && budget > 0 && static_cast<int64_t>(running_.size()) < config_.max_running) {
+    Sequence& s = *waiting_.front();
+    CHECK(s.table.empty());
+    if (config_.prefix_caching && !s.req.prompt_logprobs) {
+      const int64_t max_blocks = (static_cast<int64_t>(s.tokens.size()) - 1) / bs;
+      s.table = cache_.match(s.tokens, max_blocks, &s.hashes);
+      s.computed = static_cast<int64_t>(s.table.size()) * bs;
+    }
+    const int64_t fit = (static_cast<int64_t>(s.table.size()) + cache_.available()) * bs - s.computed;
+    const int64_t n = std::min({static_cast<int64_t>(s.tokens.size()) - s.computed, budget, fit});
+    if (n <= 0) {
+      cache_.release(s.table);
+      s.hashes.clear();
+      s.computed = 0;
+      break;
+    }
+    CHECK(cache_.ensure(s.table, s.computed + n));
+    running_.push_back(std::move(waiting_.front()));
+    waiting_.pop_front();
+    add_slice(s, n, it.plan);
+    budget -= n;
+  }
+  it.preempted = preemptions_ - preempted_before;
+  return it;
+}
+
+std::vector<SequenceEvent> Scheduler::apply(const StepPlan& plan, const StepResult& result) {
+  std::vector<SequenceEvent> events;
+  CHECK_EQ(plan.sequences.size(), result.outputs.size()) << "step " << plan.step_id;
+  for (size_t i = 0; i < plan.sequences.size(); ++i) {
+    const SequenceStep& st = plan.sequences[i];
+    const SequenceOutput& out = result.outputs[i];
+    Sequence* s = find_running(st.seq_id);
+    if (s == nullptr) continue;
+    s->scheduled = false;
+    s->rng_state = out.rng_state;
+    s->computed = st.pos0 + static_cast<int64_t>(st.tokens.size());
+    SequenceEvent ev;
+    ev.id = s->req.id;
+    if (st.return_logits && st.n_outputs > 0 && !out.logits.empty()) {
+      const size_t vocab = out.logits.size() / static_cast<size_t>(st.n_outputs);
+      const int64_t prompt_len = static_cast<int64_t>(s->req.prompt.size());
+      const int64_t first_row = static_cast<int64_t>(st.tokens.size()) - st.n_outputs;
+      for (int32_t j = 0; j < st.n_outputs; ++j) {
+        const int64_t q = st.pos0 + first_row + j + 1;  // the prompt position this row predicts
+        if (q >= prompt_len || q < s->logprobs_done) continue;
+        std::span<const float> row(out.logits.data() + static_cast<size_t>(j) * vocab, vocab);
+        PromptLogprob p = prompt_logprob(row, s->req.prompt[static_cast<size_t>(q)], s->req.sampling.n_logprobs);
+        p.position = q;
+        ev.prompt_logprobs.push_back(std::move(p));
+        s->logprobs_done = q + 1;
+      }
+    }
+    publish_blocks(*s);
+    if (s->computed == static_cast<int64_t>(s->tokens.size()) && st.n_outputs > 0 && !out.samples.empty()) {
+      if (s->generated >= s->req.max_tokens) {
+        s->finish = FinishReason::kLength;
+      } else {
+        const SampleResult& sample = out.samples.back();
+        const auto& stops = s->req.stop_tokens;
+        if (std::find(stops.begin(), stops.end(), sample.token) != stops.end()) {
+          s->finish = FinishReason::kStop;
+        } else {
+          s->tokens.push_back(sample.token);
+          ++s->generated;
+          ev.token = sample;
+          if (s->generated >= s->req.max_tokens || static_cast<int64_t>(s->tokens.size()) >= config_.max_context)
+            s->finish = FinishReason::kLength;
+        }
+      }
+    }
+    ev.finish = s->finish;
+    if (ev.token || ev.finish != FinishReason::kNone || !ev.prompt_logprobs.empty()) events.push_back(std::move(ev));
+  }
+  return events;
+}
+
+}  // namespace tessera

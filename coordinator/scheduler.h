@@ -1,0 +1,123 @@
+// The serving scheduler: iteration-level continuous batching (Orca / vLLM style) as a
+// deterministic function of the request list, so it is tested without workers.
+//
+// Each iteration schedule() builds one StepPlan:
+//  1. cancelled / finished sequences leave (blocks back to the pool, ids in release);
+//  2. running sequences that decode (one pending token) get one token each, in
+//     admission order;
+//  3. running sequences still prefilling get a chunk of their pending tokens, within
+//     what is left of the per-step token budget (chunked prefill);
+//  4. waiting requests are admitted first-come first-served while the budget, the
+//     running limit and the KV pool allow; a prompt's leading full blocks are taken
+//     from the prefix cache when the same prefix was computed before.
+// When a running sequence needs a block and none is left, the most recently admitted
+// sequence not yet in this step is preempted by recompute: its blocks are released
+// (published full blocks stay cached, so recomputing is mostly a prefix hit), and it
+// goes back to the head of the queue with its generated tokens, which are re-prefilled.
+// apply() feeds the step's result back: sampled tokens, prompt logprobs (echo), and
+// finish reasons (stop token, max_tokens, context).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "coordinator/prefix_cache.h"
+#include "worker/sampling.h"
+#include "worker/step.h"
+
+namespace tessera {
+
+struct SchedulerConfig {
+  int64_t max_batch_tokens = 256;  // new tokens per step (decodes + prefill chunks)
+  int64_t max_running = 64;        // sequences in the batch at once
+  int64_t max_waiting = 256;       // queue bound: add() refuses beyond it
+  int64_t max_context = 0;         // positions per sequence (prompt + generated)
+  bool prefix_caching = true;
+};
+
+enum class FinishReason { kNone, kStop, kLength, kCancelled, kError };
+const char* finish_reason_name(FinishReason r);  // "stop", "length", "cancelled", "error"
+
+struct SequenceRequest {
+  uint64_t id = 0;
+  std::vector<int32_t> prompt;        // non-empty
+  int64_t max_tokens = 16;            // new tokens at most (0: prompt only, for echo)
+  SamplingParams sampling;
+  uint64_t rng_state = 1;             // xorshift64* state, != 0
+  std::vector<int32_t> stop_tokens;   // end generation (not emitted)
+  bool prompt_logprobs = false;       // echo: logprob (and top) of every prompt token
+};
+
+struct PromptLogprob {
+  int64_t position = 0;  // >= 1: the token at this prompt position given the ones before
+  float logprob = 0;
+  std::vector<TokenLogprob> top;
+};
+
+struct SequenceEvent {
+  uint64_t id = 0;
+  std::vector<PromptLogprob> prompt_logprobs;
+  std::optional<SampleResult> token;  // a new generated token
+  FinishReason finish = FinishReason::kNone;
+};
+
+class Scheduler {
+ public:
+  Scheduler(const SchedulerConfig& config, int64_t kv_blocks, int64_t kv_block_size);
+
+  // Queues a request; false when the queue is full (the caller answers 429).
+  bool add(SequenceRequest request);
+  // Ends a request at the next schedule() (client gone, stop sequence found in text).
+  void finish(uint64_t id, FinishReason reason);
+
+  struct Iteration {
+    StepPlan plan;                        // empty sequences: nothing to run
+    std::vector<SequenceEvent> finished;  // ended without running (cancel, max_tokens 0)
+    int64_t preempted = 0;
+  };
+  Iteration schedule();
+  // The result of the plan schedule() returned last (same order).
+  std::vector<SequenceEvent> apply(const StepPlan& plan, const StepResult& result);
+
+  int64_t waiting() const { return static_cast<int64_t>(waiting_.size()); }
+  int64_t running() const { return static_cast<int64_t>(running_.size()); }
+  int64_t preemptions() const { return preemptions_; }
+  const PrefixCache& blocks() const { return cache_; }
+  const SchedulerConfig& config() const { return config_; }
+
+ private:
+  struct Sequence {
+    SequenceRequest req;
+    std::vector<int32_t> tokens;     // prompt + generated
+    int64_t generated = 0;
+    int64_t computed = 0;            // positions with KV in the cache
+    int64_t logprobs_done = 1;       // prompt positions whose logprobs were reported
+    std::vector<int32_t> table;
+    std::vector<uint64_t> hashes;    // published (or matched) full blocks, in order
+    uint64_t rng_state = 1;
+    FinishReason finish = FinishReason::kNone;
+    bool scheduled = false;          // has a slice in the current plan
+  };
+  using SeqPtr = std::unique_ptr<Sequence>;
+
+  void preempt(Sequence& s);
+  // Allocates blocks so s covers `end` positions, preempting lower-priority running
+  // sequences if needed; false when s itself had to be preempted.
+  bool reserve(Sequence& s, int64_t end, std::vector<SeqPtr>& running);
+  void add_slice(Sequence& s, int64_t n, StepPlan& plan);
+  void publish_blocks(Sequence& s);
+  Sequence* find_running(uint64_t id);
+
+  SchedulerConfig config_;
+  PrefixCache cache_;
+  std::deque<SeqPtr> waiting_;
+  std::vector<SeqPtr> running_;   // admission order
+  std::vector<std::pair<uint64_t, FinishReason>> pending_finish_;
+  uint64_t next_step_ = 1;
+  int64_t preemptions_ = 0;
+};
+
+}  // namespace tessera
