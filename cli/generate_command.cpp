@@ -12,6 +12,7 @@
 #include "common/error.h"
 #include "common/mapped_file.h"
 #include "coordinator/generator.h"
+#include "coordinator/speculative_generator.h"
 #include "coordinator/step_runner.h"
 #include "coordinator/model_tokenizer.h"
 #include "tokenizer/tokenizer.h"
@@ -53,6 +54,11 @@ int run_generate(int argc, char** argv) {
   a.flag("no-echo", "", "do not print the prompt, only the continuation");
   a.flag("timings", "", "print prefill and decode tokens/s to stderr at the end");
   a.flag("show-ids", "", "print the prompt and generated token ids to stderr at the end");
+  a.flag("draft", "PATH|int8|ngram", "speculative decoding (docs/SPECULATIVE.md): a draft checkpoint with the "
+         "target's vocabulary, an int8 copy of the target, or prompt-lookup n-grams; the output follows the "
+         "target's distribution exactly");
+  a.flag("draft-k", "K", "draft tokens verified per target pass", "4");
+  a.flag("draft-k-adaptive", "", "adapt K (1..8) to the running acceptance, starting from --draft-k");
   a.flag("prompts", "FILE", "offline batch job: one prompt per line (JSON {\"id\":..., \"prompt\":...} or plain "
          "text), answered with continuous batching; results go to --output (docs/CLUSTER.md)");
   a.flag("output", "FILE", "batch job results, JSONL, appended as each prompt finishes; ids already there are "
@@ -139,15 +145,28 @@ int generate_text(const Args& a, const std::string& prompt_text, StepRunner& run
   } else {
     for (int32_t id : prompt) (void)out.push(id);  // keeps the leading-space rule consistent
   }
-  Generator generator(runner);
   std::vector<int32_t> generated;
-  GenerateStats stats = generator.generate(prompt, opt, [&](int32_t id) {
+  auto on_token = [&](int32_t id) {
     generated.push_back(id);
     const std::string piece = out.push(id);
     std::fwrite(piece.data(), 1, piece.size(), stdout);
     std::fflush(stdout);
     return true;
-  });
+  };
+  GenerateStats stats;
+  std::unique_ptr<SpeculativeGenerator> speculative;
+  std::unique_ptr<Draft> draft;
+  if (a.has("draft")) {
+    draft = make_draft(a.str("draft"), a.str("model"), worker_options_from(a), runner.config().vocab_size);
+    SpeculativeOptions so;
+    so.k = static_cast<int32_t>(a.int64("draft-k"));
+    so.adaptive = a.on("draft-k-adaptive");
+    speculative = std::make_unique<SpeculativeGenerator>(runner, *draft, so);
+    stats = speculative->generate(prompt, opt, on_token);
+  } else {
+    Generator generator(runner);
+    stats = generator.generate(prompt, opt, on_token);
+  }
   const std::string rest = out.finish();
   std::fwrite(rest.data(), 1, rest.size(), stdout);
   std::fputc('\n', stdout);
@@ -169,6 +188,16 @@ int generate_text(const Args& a, const std::string& prompt_text, StepRunner& run
                  static_cast<long long>(stats.prompt_tokens), stats.prefill_seconds, stats.prefill_tokens_per_second(),
                  static_cast<long long>(stats.generated_tokens), stats.decode_tokens_per_second(),
                  static_cast<unsigned long long>(opt.seed), static_cast<long long>(a.int64("threads")));
+    if (speculative) {
+      const SpeculativeStats& ss = speculative->stats();
+      std::fprintf(stderr,
+                   "speculative (draft %s, K %s%d): acceptance %.3f (%lld of %lld draft tokens), %.2f tokens per "
+                   "target pass (%lld passes), draft %.3f s, target %.3f s\n",
+                   draft->name().c_str(), a.on("draft-k-adaptive") ? "adaptive, final " : "",
+                   speculative->current_k(), ss.acceptance_rate(), static_cast<long long>(ss.accepted),
+                   static_cast<long long>(ss.drafted), ss.tokens_per_target_pass(),
+                   static_cast<long long>(ss.verify_steps), ss.draft_seconds, ss.target_seconds);
+    }
   }
   return 0;
 }

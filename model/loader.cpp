@@ -3,6 +3,7 @@
 #include "checkpoint/open.h"
 #include "common/error.h"
 #include "model/config_loader.h"
+#include "model/int8_copy.h"
 #include "model/llama.h"
 #include "model/tensor_names.h"
 
@@ -16,7 +17,14 @@ struct Range {
 
 class WeightBinder {
  public:
-  WeightBinder(const checkpoint::Checkpoint& ck, TensorNaming naming) : ck_(ck), naming_(naming) {}
+  // GGUF weights compute like llama.cpp (F16/BF16 activations rounded to the weight
+  // type); Hugging Face weights like transformers (f32 activations). Block-quantised
+  // weights always quantise activations to Q8 blocks, as llama.cpp does.
+  WeightBinder(const checkpoint::Checkpoint& ck, TensorNaming naming)
+      : ck_(ck),
+        naming_(naming),
+        act_rounding_(naming == TensorNaming::kGguf ? kernels::ActRounding::kWeightType
+                                                    : kernels::ActRounding::kNone) {}
 
   // W [rows][cols], checked against the stored shape and dtype.
   const checkpoint::TensorInfo& check_matrix(const std::string& name, int64_t rows, int64_t cols) {
@@ -43,6 +51,7 @@ class WeightBinder {
     w.cols = cols;
     w.data = slice.data;
     w.row_stride = static_cast<int64_t>(slice.row_bytes);
+    w.act_rounding = act_rounding_;
     bytes_ += slice.size;
     return w;
   }
@@ -60,6 +69,7 @@ class WeightBinder {
     w.cols = c.end - c.begin;
     w.data = slice.data;
     w.row_stride = static_cast<int64_t>(slice.row_stride);
+    w.act_rounding = act_rounding_;
     bytes_ += slice.size();
     return w;
   }
@@ -86,6 +96,7 @@ class WeightBinder {
  private:
   const checkpoint::Checkpoint& ck_;
   TensorNaming naming_;
+  kernels::ActRounding act_rounding_;
   uint64_t bytes_ = 0;
 };
 
@@ -134,7 +145,8 @@ LlamaWeights bind_llama(const checkpoint::Checkpoint& ck, const ModelConfig& c, 
 }  // namespace
 
 std::unique_ptr<LoadedModel> load_model(std::unique_ptr<checkpoint::Checkpoint> ck, kernels::ThreadPool& pool,
-                                        const ShardSpec& spec, const ModelComms& comms) {
+                                        const ShardSpec& spec, const ModelComms& comms,
+                                        const LoadOptions& options) {
   auto loaded = std::make_unique<LoadedModel>();
   loaded->config = load_model_config(*ck);
   const TensorNaming naming = ck->format() == "safetensors" ? TensorNaming::kHuggingFace : TensorNaming::kGguf;
@@ -150,14 +162,19 @@ std::unique_ptr<LoadedModel> load_model(std::unique_ptr<checkpoint::Checkpoint> 
   const uint64_t embd_bytes =
       weights.token_embd.data != nullptr ? static_cast<uint64_t>(weights.token_embd.rows * weights.token_embd.row_stride) : 0;
   loaded->streamed_bytes = loaded->weight_bytes - (embd_is_head ? 0 : embd_bytes);
+  if (options.int8_copy) {
+    const Int8CopyStats st = make_int8_copy(weights, loaded->owned_weights);
+    loaded->weight_bytes = loaded->weight_bytes - st.bytes_before + st.bytes_after;
+    loaded->streamed_bytes = loaded->streamed_bytes - st.bytes_before + st.bytes_after;
+  }
   loaded->model = std::make_unique<LlamaModel>(loaded->config, loaded->plan, std::move(weights), pool, comms);
   loaded->checkpoint = std::move(ck);
   return loaded;
 }
 
 std::unique_ptr<LoadedModel> load_model(const std::string& path, kernels::ThreadPool& pool, const ShardSpec& spec,
-                                        const ModelComms& comms) {
-  return load_model(checkpoint::open_checkpoint(path), pool, spec, comms);
+                                        const ModelComms& comms, const LoadOptions& options) {
+  return load_model(checkpoint::open_checkpoint(path), pool, spec, comms, options);
 }
 
 }  // namespace tessera

@@ -1,5 +1,6 @@
 #include "rpc/step_codec.h"
 
+#include <algorithm>
 #include <cmath>
 #include <unordered_set>
 
@@ -86,6 +87,8 @@ SequenceStep decode_sequence(schema::SequenceStep::Reader r, const std::string& 
   v.sampling = decode_sampling(r.getSampling(), path + ".sampling");
   v.rng_state = r.getRngState();
   v.return_logits = r.getReturnLogits();
+  v.draft_tokens = copy_from<int32_t>(r.getDraftTokens());
+  v.draft_probs = copy_from<float>(r.getDraftProbs());
 
   TESSERA_REQUIRE(!v.tokens.empty(), ErrorKind::kInvalidInput, path, ".tokens is empty (seqId ", v.seq_id, ")");
   for (size_t i = 0; i < v.tokens.size(); ++i)
@@ -100,6 +103,19 @@ SequenceStep decode_sequence(schema::SequenceStep::Reader r, const std::string& 
   TESSERA_REQUIRE(v.n_outputs >= 0 && static_cast<size_t>(v.n_outputs) <= v.tokens.size(),
                   ErrorKind::kInvalidInput, path, ".nOutputs = ", v.n_outputs, " is outside [0, ",
                   v.tokens.size(), "] (the tokens of the sequence)");
+  if (!v.draft_tokens.empty()) {
+    const size_t k = v.draft_tokens.size();
+    TESSERA_REQUIRE(static_cast<size_t>(v.n_outputs) == k + 1, ErrorKind::kInvalidInput, path, ".nOutputs = ",
+                    v.n_outputs, " but a verify step of ", k, " draft tokens needs ", k + 1);
+    for (size_t i = 0; i < k; ++i)
+      TESSERA_REQUIRE(v.draft_tokens[i] == v.tokens[v.tokens.size() - k + i], ErrorKind::kInvalidInput, path,
+                      ".draftTokens[", i, "] = ", v.draft_tokens[i], " is not the matching entry of tokens");
+    TESSERA_REQUIRE(v.draft_probs.empty() || v.draft_probs.size() % k == 0, ErrorKind::kInvalidInput, path,
+                    ".draftProbs has ", v.draft_probs.size(), " values, not ", k, " whole rows");
+  } else {
+    TESSERA_REQUIRE(v.draft_probs.empty(), ErrorKind::kInvalidInput, path,
+                    ".draftProbs is set but draftTokens is empty");
+  }
   return v;
 }
 
@@ -111,8 +127,12 @@ SequenceOutput decode_output(schema::SequenceOutput::Reader r, const std::string
   for (auto s : r.getSamples()) v.samples.push_back(decode_sample(s, concat(path, ".samples[", i++, "]")));
   v.rng_state = r.getRngState();
   v.logits = copy_from<float>(r.getLogits());
+  v.accepted = r.getAccepted();
+  v.extra_token = r.getExtraToken();
+  TESSERA_REQUIRE(v.accepted >= -1, ErrorKind::kInvalidInput, path, ".accepted = ", v.accepted, " must be >= -1");
   // Logits are whole rows, one per sample.
-  TESSERA_REQUIRE(v.logits.empty() || (!v.samples.empty() && v.logits.size() % v.samples.size() == 0),
+  TESSERA_REQUIRE(v.logits.empty() || v.accepted >= 0 ||
+                      (!v.samples.empty() && v.logits.size() % v.samples.size() == 0),
                   ErrorKind::kInvalidInput, path, ".logits has ", v.logits.size(),
                   " values, not a whole number of rows for ", v.samples.size(), " samples");
   return v;
@@ -151,6 +171,8 @@ void to_capnp(const SequenceStep& v, schema::SequenceStep::Builder b) {
   to_capnp(v.sampling, b.initSampling());
   b.setRngState(v.rng_state);
   b.setReturnLogits(v.return_logits);
+  copy_to(v.draft_tokens, b.initDraftTokens(list_size(v.draft_tokens.size(), "SequenceStep.draftTokens")));
+  copy_to(v.draft_probs, b.initDraftProbs(list_size(v.draft_probs.size(), "SequenceStep.draftProbs")));
 }
 
 void to_capnp(const StepPlan& v, schema::StepPlan::Builder b) {
@@ -167,6 +189,8 @@ void to_capnp(const SequenceOutput& v, schema::SequenceOutput::Builder b) {
   b.setRngState(v.rng_state);
   // TODO(perf): a vocab-sized row per output is copied element by element.
   copy_to(v.logits, b.initLogits(list_size(v.logits.size(), "SequenceOutput.logits")));
+  b.setAccepted(v.accepted);
+  b.setExtraToken(v.extra_token);
 }
 
 void to_capnp(const StepResult& v, const StepTimings& t, schema::StepResult::Builder b) {
@@ -294,7 +318,13 @@ void check_result_matches_plan(const StepPlan& plan, const StepResult& result) {
     const SequenceOutput& o = result.outputs[i];
     TESSERA_REQUIRE(o.seq_id == s.seq_id, ErrorKind::kInvalidInput, "StepResult.outputs[", i,
                     "].seqId = ", o.seq_id, ", the plan has ", s.seq_id, " there");
-    TESSERA_REQUIRE(o.samples.size() == static_cast<size_t>(s.n_outputs), ErrorKind::kInvalidInput,
+    // A verify step reports the accepted draft tokens and the extra one.
+    const size_t want_samples = s.draft_tokens.empty() ? static_cast<size_t>(s.n_outputs)
+                                                      : static_cast<size_t>(std::max(o.accepted, 0) + 1);
+    TESSERA_REQUIRE(s.draft_tokens.empty() || (o.accepted >= 0 && o.accepted <= static_cast<int32_t>(s.draft_tokens.size())),
+                    ErrorKind::kInvalidInput, "StepResult.outputs[", i, "].accepted = ", o.accepted, " for ",
+                    s.draft_tokens.size(), " draft tokens");
+    TESSERA_REQUIRE(o.samples.size() == want_samples, ErrorKind::kInvalidInput,
                     "StepResult.outputs[", i, "].samples has ", o.samples.size(), " entries, nOutputs = ",
                     s.n_outputs);
     TESSERA_REQUIRE(s.return_logits == !o.logits.empty() || s.n_outputs == 0, ErrorKind::kInvalidInput,

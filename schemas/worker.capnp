@@ -54,6 +54,9 @@ struct SequenceStep {
   sampling @7 :SamplingParams;
   rngState @8 :UInt64;             # advanced by sampling, returned in the output
   returnLogits @9 :Bool = false;   # send back the nOutputs full logit rows
+  draftTokens @10 :List(Int32);    # speculative verify: the K proposed tokens (the
+                                   # last K of tokens); empty: an ordinary step
+  draftProbs @11 :List(Float32);   # the draft's q, [K][vocab]; empty: one-hot (deterministic draft)
 }
 
 struct StepPlan {
@@ -67,6 +70,8 @@ struct SequenceOutput {
   samples @1 :List(SampleResult);  # one per output position
   rngState @2 :UInt64;
   logits @3 :List(Float32);        # [nOutputs][vocab] when returnLogits, else empty
+  accepted @4 :Int32 = -1;         # verify steps: draft tokens accepted (0..K); -1: not a verify step
+  extraToken @5 :Int32 = -1;       # verify steps: the token sampled after the accepted ones
 }
 
 # Where the time of one step went, as the worker measured it (plus rpcSeconds, which

@@ -33,6 +33,15 @@ struct SequenceStep {
   SamplingParams sampling;
   uint64_t rng_state = 0;     // advanced by sampling, returned in the result
   bool return_logits = false; // copy the n_outputs full logit rows back (scoring, tests)
+  // Speculative verify (docs/SPECULATIVE.md). Non-empty: the last K = draft_tokens.size()
+  // entries of `tokens` are a draft's proposals (equal to draft_tokens), n_outputs must
+  // be K + 1, and the last stage runs the acceptance rule of Chen et al. instead of
+  // sampling every position.
+  std::vector<int32_t> draft_tokens;
+  // The draft's distribution q, [K][vocab], each row what draft_tokens[i] was sampled
+  // from (after the same temperature / top-k / top-p). Empty: a deterministic draft
+  // (q is one-hot on the proposed token: n-gram lookup, greedy drafts), still exact.
+  std::vector<float> draft_probs;
 };
 
 struct StepPlan {
@@ -46,6 +55,12 @@ struct SequenceOutput {
   std::vector<SampleResult> samples;  // one per output position
   uint64_t rng_state = 0;
   std::vector<float> logits;          // [n_outputs][vocab] when return_logits
+  // Verify steps only (draft_tokens non-empty): how many draft tokens were accepted
+  // (0..K), and the token sampled after them (the correction on a rejection, the bonus
+  // token when all K were accepted). samples then holds accepted + 1 entries: the
+  // accepted draft tokens and extra_token. -1 for ordinary steps.
+  int32_t accepted = -1;
+  int32_t extra_token = -1;
 };
 
 struct StepResult {

@@ -5,6 +5,7 @@
 
 #include "common/error.h"
 #include "worker/sharded_sampling.h"
+#include "worker/verify.h"
 
 namespace tessera {
 
@@ -20,7 +21,9 @@ Worker::Worker(const std::string& model_path, const WorkerOptions& options, cons
   TESSERA_REQUIRE(options.threads >= 1, ErrorKind::kInvalidInput, "--threads must be >= 1, got ", options.threads);
   TESSERA_REQUIRE(options.kv_block_size >= 1, ErrorKind::kInvalidInput, "KV block size must be >= 1");
   pool_ = std::make_unique<kernels::ThreadPool>(options.threads);
-  model_ = load_model(model_path, *pool_, spec, comms);
+  LoadOptions load_options;
+  load_options.int8_copy = options.int8_copy;
+  model_ = load_model(model_path, *pool_, spec, comms, load_options);
   const ModelConfig& c = model_->config;
   KvCacheShape shape;
   shape.n_layers = model_->plan.n_layers();
@@ -83,6 +86,28 @@ StepResult Worker::run_step(const StepPlan& plan) {
     out.seq_id = s.seq_id;
     out.rng_state = s.rng_state;
     if (s.return_logits) out.logits = full_logits(row, s.n_outputs);
+    if (!s.draft_tokens.empty()) {  // speculative verify (worker/verify.h)
+      const int64_t k = static_cast<int64_t>(s.draft_tokens.size());
+      TESSERA_REQUIRE(s.n_outputs == k + 1, ErrorKind::kInvalidInput, "sequence ", s.seq_id, ": ", k,
+                      " draft tokens need n_outputs = ", k + 1, ", got ", s.n_outputs);
+      std::span<float> rows(logits_.data() + row * cols, static_cast<size_t>((k + 1) * cols));
+      VerifyOutcome v;
+      if (comms_.tp == nullptr || comms_.tp->size() == 1) {
+        v = verify_draft(rows, c.vocab_size, s.draft_tokens, s.draft_probs, s.sampling, out.rng_state);
+      } else if (verify_needs_full_rows(s.sampling)) {  // top-k / top-p under TP: gather the K + 1 rows
+        v = verify_draft(full_logits(row, k + 1), c.vocab_size, s.draft_tokens, s.draft_probs, s.sampling,
+                         out.rng_state);
+      } else {
+        v = verify_draft_sharded(rows, cols, offset, c.vocab_size, s.draft_tokens, s.draft_probs, s.sampling,
+                                 out.rng_state, comms_.tp);
+      }
+      out.accepted = v.accepted;
+      out.extra_token = v.extra_token;
+      out.samples = std::move(v.samples);
+      row += k + 1;
+      result.outputs.push_back(std::move(out));
+      continue;
+    }
     for (int32_t i = 0; i < s.n_outputs; ++i, ++row) {
       std::span<float> logits(logits_.data() + row * cols, static_cast<size_t>(cols));
       out.samples.push_back(

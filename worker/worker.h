@@ -20,6 +20,7 @@ struct WorkerOptions {
   int64_t kv_block_size = 16; // positions per KV block
   int64_t kv_blocks = 0;      // 0: enough for max_kv_tokens
   int64_t max_kv_tokens = 0;  // 0: the model's context length
+  bool int8_copy = false;     // requantise the dense matrices to Q8_0 (speculative self-draft)
 };
 
 class Worker {

@@ -41,12 +41,19 @@ StepPlan full_plan() {
   a.sampling = {0.7f, 40, 0.95f, SamplerKind::kLlama2c, 5};
   a.rng_state = 0xdead'beef'cafe'f00dull;
   a.return_logits = true;
+  SequenceStep v;  // a speculative verify step
+  v.seq_id = 12;
+  v.tokens = {5, 6, 7, 8};
+  v.n_outputs = 4;
+  v.draft_tokens = {6, 7, 8};
+  v.draft_probs = {0.25f, 0.75f, 1.0f, 0.0f, 0.5f, 0.5f};
+  v.sampling.temperature = 0.8f;
   SequenceStep b;  // defaults, but a different sampler
   b.seq_id = 9;
   b.tokens = {1};
   b.sampling.kind = SamplerKind::kStandard;
   b.sampling.n_logprobs = 0;
-  p.sequences = {a, b};
+  p.sequences = {a, b, v};
   p.release = {3, 4, std::numeric_limits<uint64_t>::max()};
   return p;
 }
@@ -75,6 +82,8 @@ void expect_same(const StepPlan& x, const StepPlan& y) {
     expect_same(a.sampling, b.sampling);
     EXPECT_EQ(a.rng_state, b.rng_state);
     EXPECT_EQ(a.return_logits, b.return_logits);
+    EXPECT_EQ(a.draft_tokens, b.draft_tokens);
+    EXPECT_EQ(a.draft_probs, b.draft_probs);
   }
 }
 
@@ -88,6 +97,8 @@ void expect_same(const StepResult& x, const StepResult& y) {
     EXPECT_EQ(a.seq_id, b.seq_id);
     EXPECT_EQ(a.rng_state, b.rng_state);
     EXPECT_EQ(a.logits, b.logits);
+    EXPECT_EQ(a.accepted, b.accepted);
+    EXPECT_EQ(a.extra_token, b.extra_token);
     ASSERT_EQ(a.samples.size(), b.samples.size());
     for (size_t j = 0; j < a.samples.size(); ++j) {
       EXPECT_EQ(a.samples[j].token, b.samples[j].token);
@@ -132,6 +143,8 @@ TEST(StepCodec, DefaultsMatchThePlainStructs) {
   EXPECT_EQ(d.n_outputs, s.n_outputs);
   EXPECT_EQ(d.return_logits, s.return_logits);
   expect_same(d.sampling, s.sampling);
+  EXPECT_TRUE(d.draft_tokens.empty());
+  EXPECT_TRUE(d.draft_probs.empty());
 }
 
 TEST(StepCodec, LargeBatchRoundTrips) {
@@ -167,7 +180,12 @@ StepResult full_result() {
   for (int i = 0; i < 2 * 1000; ++i) o.logits.push_back(static_cast<float>(i) * 0.25f - 3.0f);
   SequenceOutput empty;  // a sequence with n_outputs = 0
   empty.seq_id = 4;
-  r.outputs = {o, empty};
+  SequenceOutput verified;  // a verify step: 2 draft tokens accepted, then the extra one
+  verified.seq_id = 5;
+  verified.accepted = 2;
+  verified.extra_token = 300;
+  verified.samples = {{6, 0, {}}, {7, 0, {}}, {300, 0, {}}};
+  r.outputs = {o, empty, verified};
   return r;
 }
 
@@ -310,6 +328,45 @@ TEST(StepCodec, ResultMustAnswerItsPlan) {
   EXPECT_THROW(check_result_matches_plan(p, r), Error);
   r.step_id = 98;
   EXPECT_THROW(check_result_matches_plan(p, r), Error);
+}
+
+}  // namespace
+}  // namespace tessera::rpc
+
+namespace tessera::rpc {
+namespace {
+
+TEST(StepCodec, VerifyStepsAreChecked) {
+  StepPlan p = full_plan();
+  p.sequences[2].draft_tokens[1] = 99;  // not the matching entry of tokens
+  EXPECT_NE(plan_error(p).find("StepPlan.sequences[2].draftTokens[1] = 99"), std::string::npos) << plan_error(p);
+  p = full_plan();
+  p.sequences[2].n_outputs = 2;
+  EXPECT_NE(plan_error(p).find("needs 4"), std::string::npos) << plan_error(p);
+  p = full_plan();
+  p.sequences[2].draft_probs.pop_back();
+  EXPECT_NE(plan_error(p).find("draftProbs has 5 values"), std::string::npos) << plan_error(p);
+  p = full_plan();
+  p.sequences[1].draft_probs = {1.0f};
+  EXPECT_NE(plan_error(p).find("draftTokens is empty"), std::string::npos) << plan_error(p);
+
+  // A verify result has accepted + 1 samples.
+  StepPlan plan;
+  plan.step_id = 1;
+  plan.sequences = {full_plan().sequences[2]};
+  StepResult r;
+  r.step_id = 1;
+  SequenceOutput o;
+  o.seq_id = plan.sequences[0].seq_id;
+  o.accepted = 1;
+  o.extra_token = 3;
+  o.samples = {{7, 0, {}}, {3, 0, {}}};
+  r.outputs = {o};
+  EXPECT_NO_THROW(check_result_matches_plan(plan, r));
+  r.outputs[0].accepted = 4;  // more than K = 3
+  EXPECT_THROW(check_result_matches_plan(plan, r), Error);
+  r.outputs[0].accepted = 2;  // then 3 samples are due
+  EXPECT_THROW(check_result_matches_plan(plan, r), Error);
 }
 
 }  // namespace
