@@ -75,9 +75,13 @@ INSTANTIATE_TEST_SUITE_P(Transformers, HfGolden, ::testing::Values("hf_tiny_llam
 struct GgufCase {
   const char* dtype;
   // llama.cpp rounds the activation operand of each matmul to the weight type's dot
-  // type (Q8_0 blocks for Q8_0/Q4_0, Q8_1 for Q4_1, F16/BF16 for those); tessera
-  // keeps f32 activations for F16/BF16 and quantises them like llama.cpp for the
-  // int8 paths. The bounds are the measured differences with headroom (docs/GOLDENS.md).
+  // type (Q8_0 blocks for Q8_0/Q4_0, Q8_1 for Q4_1, F16/BF16 for those) and tessera
+  // does the same for GGUF files, so most types agree to float noise. Measured
+  // (2026-11-29): F32 4.6e-5, F16 4.4e-3, BF16 1.9e-6, Q8_0 1.4e-6, Q4_0 9.5e-7,
+  // Q4_1 0.115. The Q4_1 and F16 gaps are chaotic amplification of ~1e-7 differences
+  // in exp/rmsnorm by this random model (logits up to 10, 2 layers with weights of
+  // std 0.5): llama.cpp's own quantize_row_q8_1 and vec_dot_q4_1_q8_1, called on 2000
+  // rows, agree with tessera's to 6e-7 (docs/KERNELS.md). Greedy tokens must match.
   double tolerance;
 };
 
@@ -101,8 +105,8 @@ TEST_P(GgufGolden, LogitsAndGreedyMatchLlamaCpp) {
 }
 
 INSTANTIATE_TEST_SUITE_P(LlamaCpp, GgufGolden,
-                         ::testing::Values(GgufCase{"f32", 1e-4}, GgufCase{"f16", 0.05}, GgufCase{"bf16", 0.2},
-                                           GgufCase{"q8_0", 0.1}, GgufCase{"q4_0", 0.1}, GgufCase{"q4_1", 0.1}),
+                         ::testing::Values(GgufCase{"f32", 1e-4}, GgufCase{"f16", 0.01}, GgufCase{"bf16", 1e-4},
+                                           GgufCase{"q8_0", 1e-4}, GgufCase{"q4_0", 1e-4}, GgufCase{"q4_1", 0.15}),
                          [](const auto& info) { return std::string(info.param.dtype); });
 
 }  // namespace
