@@ -18,6 +18,7 @@ constexpr const char* kUsage =
     "  inspect    list a checkpoint's architecture, metadata and tensors\n"
     "  bench      measure prefill/decode speed against the machine's limits\n"
     "  score      log-probabilities (and optionally all logits) of a token sequence\n"
+    "  serve      OpenAI-compatible HTTP API with continuous batching\n"
     "\n"
     "Run 'tessera <command> --help' for the flags of a command.\n";
 
@@ -36,6 +37,7 @@ int main(int argc, char** argv) {
     if (command == "inspect") return tessera::cli::run_inspect(argc, argv);
     if (command == "bench") return tessera::cli::run_bench(argc, argv);
     if (command == "score") return tessera::cli::run_score(argc, argv);
+    if (command == "serve") return tessera::cli::run_serve(argc, argv);
     std::cerr << "tessera: unknown command '" << command << "'\n\n" << kUsage;
     return 2;
   } catch (const tessera::Error& e) {

@@ -1,0 +1,124 @@
+// tessera serve: the OpenAI-compatible HTTP API with continuous batching
+// (docs/SERVING.md). Alone, or under `mpirun -n N tessera serve --tp T --pp P`, where
+// rank 0 runs the coordinator (scheduler + HTTP) and every rank a worker.
+#include <csignal>
+#include <atomic>
+#include <iostream>
+
+#include "checkpoint/open.h"
+#include "cli/args.h"
+#include "cli/cluster.h"
+#include "cli/commands.h"
+#include "cli/model_flags.h"
+#include "common/error.h"
+#include "coordinator/model_tokenizer.h"
+#include "coordinator/serving_loop.h"
+#include "server/http_server.h"
+#include "worker/worker.h"
+
+namespace tessera::cli {
+
+namespace {
+
+// Set by SIGINT / SIGTERM; the only way a signal handler can talk to the loop.
+std::atomic<bool> g_stop_requested{false};
+void on_signal(int) { g_stop_requested.store(true); }
+
+std::string default_model_name(const std::string& path) {
+  std::string name = path;
+  while (!name.empty() && name.back() == '/') name.pop_back();
+  if (auto slash = name.rfind('/'); slash != std::string::npos) name = name.substr(slash + 1);
+  for (const char* ext : {".gguf", ".bin", ".safetensors"}) {
+    const std::string e(ext);
+    if (name.size() > e.size() && name.compare(name.size() - e.size(), e.size(), e) == 0) name.resize(name.size() - e.size());
+  }
+  return name;
+}
+
+int serve(const Args& a, StepRunner& runner, const Tokenizer& tok) {
+  TESSERA_REQUIRE(tok.vocab_size() <= runner.config().vocab_size, ErrorKind::kInvalidInput, "the tokenizer has ",
+                  tok.vocab_size(), " tokens but the model only ", runner.config().vocab_size);
+  SchedulerConfig sc;
+  sc.max_batch_tokens = a.int64("max-batch-tokens");
+  sc.max_running = a.int64("max-running");
+  sc.max_waiting = a.int64("max-queue");
+  sc.max_context = runner.config().max_seq_len;
+  if (a.int64("ctx") > 0) sc.max_context = std::min(sc.max_context, a.int64("ctx"));
+  sc.prefix_caching = !a.on("no-prefix-cache");
+  ServingLoop loop(runner, sc);
+
+  server::HttpServerOptions ho;
+  const std::string http = a.str("http");
+  const auto colon = http.rfind(':');
+  TESSERA_REQUIRE(colon != std::string::npos && colon > 0, ErrorKind::kInvalidInput, "--http must be HOST:PORT, got '",
+                  http, "'");
+  ho.host = http.substr(0, colon);
+  const int64_t port = std::strtoll(http.c_str() + colon + 1, nullptr, 10);
+  TESSERA_REQUIRE(port >= 0 && port <= 65535, ErrorKind::kInvalidInput, "--http port out of range: '", http, "'");
+  ho.port = static_cast<int>(port);
+  ho.api_key = a.str("api-key");
+  ho.model_name = a.has("model-name") ? a.str("model-name") : default_model_name(a.str("model"));
+  ho.chat_template = a.str("chat-template");
+  TESSERA_REQUIRE(ho.chat_template == "plain" || ho.chat_template == "chatml" || ho.chat_template == "llama2" ||
+                      ho.chat_template == "llama3" || ho.chat_template == "zephyr",
+                  ErrorKind::kInvalidInput, "--chat-template must be plain, chatml, llama2, llama3 or zephyr");
+  ho.max_body_bytes = a.int64("max-body-bytes");
+  ho.limits.model = ho.model_name;
+  ho.limits.max_context = loop.config().max_context;
+  server::Metrics metrics;
+  server::HttpServer http_server(ho, loop, tok, metrics);
+  const int bound = http_server.start();
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  std::cerr << "tessera serve: model '" << ho.model_name << "' on http://" << ho.host << ":" << bound
+            << " (context " << ho.limits.max_context << ", KV " << runner.kv_blocks() << " blocks x "
+            << runner.kv_block_size() << ", batch " << sc.max_batch_tokens << " tokens, queue " << sc.max_waiting
+            << ")" << std::endl;
+  loop.run([] { return g_stop_requested.load(); });
+  http_server.stop();
+  std::cerr << "tessera serve: stopped" << std::endl;
+  return 0;
+}
+
+}  // namespace
+
+int run_serve(int argc, char** argv) {
+  Args a("serve", "Serves the model over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, "
+                  "/v1/models, /health, /metrics) with continuous batching. Runs in one process, or under "
+                  "`mpirun -n N tessera serve --tp T --pp P ...` with rank 0 serving HTTP. See docs/SERVING.md.");
+  declare_model_flags(a);
+  a.flag("http", "HOST:PORT", "address to serve HTTP on (port 0: any free port, printed at start)", "127.0.0.1:8000");
+  a.flag("api-key", "KEY", "require 'Authorization: Bearer KEY' on /v1/ endpoints");
+  a.flag("model-name", "NAME", "the model id clients must send; default: the checkpoint's file name without extension");
+  a.flag("chat-template", "NAME", "chat prompt format: plain, chatml, llama2, llama3 or zephyr", "plain");
+  a.flag("max-batch-tokens", "N", "tokens per step: decodes plus prefill chunks (chunked prefill)", "256");
+  a.flag("max-running", "N", "sequences batched together at most", "64");
+  a.flag("max-queue", "N", "requests waiting at most; beyond it the server answers 429", "256");
+  a.flag("kv-tokens", "N", "KV cache positions shared by all sequences (a multiple of --kv-block-size)", "16384");
+  a.flag("max-body-bytes", "N", "largest request body", "1048576");
+  a.flag("no-prefix-cache", "", "do not reuse KV blocks of equal prompt prefixes");
+  if (!a.parse(argc, argv, 2)) {
+    std::cout << a.help();
+    return 0;
+  }
+  TESSERA_REQUIRE(a.has("model"), ErrorKind::kInvalidInput, "tessera serve: --model PATH is required");
+  TESSERA_REQUIRE(a.int64("kv-tokens") >= 1, ErrorKind::kInvalidInput, "--kv-tokens must be >= 1");
+  auto body = [&](StepRunner& runner, const checkpoint::Checkpoint& ck) -> int {
+    auto tokenizer = load_model_tokenizer(a.str("model"), ck, a.str("tokenizer"));
+    return serve(a, runner, *tokenizer);
+  };
+  WorkerOptions wo = worker_options_from(a);
+  wo.kv_blocks = (a.int64("kv-tokens") + wo.kv_block_size - 1) / wo.kv_block_size;
+  if (launched_distributed(parallel_config_from(a))) {
+    ClusterOptions co = cluster_options_from(a);
+    co.load.kv_blocks = static_cast<int32_t>(wo.kv_blocks);
+    return run_cluster(nullptr, nullptr, co, [&](StepRunner& runner, const Topology&) {
+      return body(runner, *checkpoint::open_checkpoint(a.str("model")));
+    });
+  }
+  Worker worker(a.str("model"), wo);
+  LocalStepRunner runner(worker);
+  return body(runner, worker.checkpoint());
+}
+
+}  // namespace tessera::cli
