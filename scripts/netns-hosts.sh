@@ -9,7 +9,9 @@
 #   scripts/netns-hosts.sh down        end leftover processes, delete the namespaces and files
 #   scripts/netns-hosts.sh status      namespaces and addresses
 #   scripts/netns-hosts.sh mpirun ARGS mpirun ARGS from host h0, with scripts/netns-rsh as the
-#                                      launcher's ssh and the hostfile (e.g. `mpirun -np 6 tessera ...`)
+#                                      launcher's ssh and the hostfile (e.g. `mpirun -np 6 tessera ...`);
+#                                      the oob keepalive flags make mpirun notice a host whose
+#                                      network is gone within ~5 s, before --step-timeout (docs/CLUSTER.md)
 #   scripts/netns-hosts.sh exec I CMD  run CMD inside host h<I> (its namespace and hostname)
 #   scripts/netns-hosts.sh link I up|down   set eth0 of host h<I> up or down (a network fault)
 # Nothing is attached to the root namespace: traffic stays between these namespaces.
@@ -89,6 +91,7 @@ run_mpirun() {
       --mca plm_rsh_no_tree_spawn 1 \
       --mca oob_tcp_if_include "$NET.0/24" \
       --mca btl_tcp_if_include "$NET.0/24" \
+      --mca oob_tcp_keepalive_time 2 --mca oob_tcp_keepalive_intvl 1 --mca oob_tcp_keepalive_probes 3 \
       "$@"
 }
 
