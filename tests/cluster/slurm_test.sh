@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# A one-node SLURM (munged, slurmctld, slurmd started here, stopped on exit) runs
+# launch/batch.sbatch:
+#   1. srun --mpi=pmix, TP=2: runs to completion, every prompt answered once, the text of
+#      prompt 1 = the single-process batch job's;
+#   2. mpirun inside the allocation (LAUNCHER=mpirun): the same;
+#   3. a rank SIGKILLed midway: the job requeues itself, resumes, and finishes with every
+#      prompt answered exactly once.
+#   slurm_test.sh TESSERA MODEL
+set -uo pipefail
+T=$1 MODEL=$2
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+. "$HERE/lib.sh"
+need_root
+need_tools slurmctld slurmd munged sbatch scontrol srun mpirun python3
+export SLURM_DIR=/tmp/tsl$$ SLURM_PORT_BASE=$((17000 + ($$ % 400) * 2))
+export SLURM_CONF=$SLURM_DIR/etc/slurm.conf GLOG_minloglevel=1
+TMP=$(mktemp -d /tmp/tessera-slurm-test.XXXXXX)
+trap '"$ROOT/scripts/slurm-local.sh" stop >/dev/null 2>&1; [ $FAILS -eq 0 ] && rm -rf "$TMP" "$SLURM_DIR" || echo "kept $TMP $SLURM_DIR/log"' EXIT
+"$ROOT/scripts/slurm-local.sh" start >/dev/null || { echo "FAIL slurm-local start"; exit 1; }
+cd "$TMP"
+for i in $(seq 1 120); do echo "{\"id\":\"p$i\",\"prompt\":\"Once upon a time there was a little $i\"}"; done >prompts120.jsonl
+head -n 16 prompts120.jsonl >prompts16.jsonl
+"$T" generate --model "$MODEL" --prompts prompts16.jsonl --output ref.jsonl --max-tokens 32 --threads 1 2>/dev/null ||
+  { echo "FAIL single-process batch job"; exit 1; }
+
+submit() {  # submit PROMPTS OUTPUT [VAR=VALUE,...]: prints the job id
+  sbatch --parsable --ntasks=2 --export="ALL,TESSERA=$T,MODEL=$MODEL,PROMPTS=$TMP/$1,OUTPUT=$TMP/$2,TP=2,PP=1,MAX_TOKENS=32,BATCH_SIZE=4${3:+,$3}" \
+    "$ROOT/launch/batch.sbatch"
+}
+state() { scontrol show job "$1" 2>/dev/null | grep -oP 'JobState=\K\S+'; }
+final() { [[ $(state "$1") =~ ^(COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY)$ ]]; }
+# every id of the prompts file exactly once in the output
+exactly_once() {
+  python3 - "$1" "$2" <<'PY'
+import json, sys, collections
+want = [json.loads(l)["id"] for l in open(sys.argv[1]) if l.strip()]
+got = collections.Counter(json.loads(l)["id"] for l in open(sys.argv[2]) if l.strip())
+missing = [i for i in want if got[i] == 0]
+dup = [i for i, n in got.items() if n > 1]
+extra = [i for i in got if i not in set(want)]
+if missing or dup or extra:
+    print(f"missing {missing[:5]} ({len(missing)}), duplicated {dup[:5]} ({len(dup)}), unknown {extra[:5]}")
+    sys.exit(1)
+PY
+}
+
+complete_case() {  # name, extra exports
+  local name=$1 out=out-$RANDOM.jsonl t0 jid; t0=$(now_ms)
+  jid=$(submit prompts16.jsonl "$out" "$2") || { bad "$name: sbatch failed"; return; }
+  wait_for 120 final "$jid"
+  local st; st=$(state "$jid") dt=$(($(now_ms) - t0))
+  if [ "$st" != COMPLETED ]; then bad "$name: job $jid $st after $dt ms"; tail -n 15 "tessera-batch-$jid.out"; return; fi
+  if ! msg=$(exactly_once prompts16.jsonl "$out"); then bad "$name: $msg"; return; fi
+  if [ "$(head -n1 "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["text"])')" != \
+       "$(grep '"p1"' ref.jsonl | python3 -c 'import json,sys; print(json.load(sys.stdin)["text"])')" ]; then
+    bad "$name: text of p1 differs from the single-process run"; return
+  fi
+  grep -q "tessera: job of 2 ranks on 1 host: tp 2, pp 1" "tessera-batch-$jid.out" || { bad "$name: no start-up layout"; return; }
+  ok "$name: job $jid COMPLETED in $dt ms, 16/16 prompts answered once, text = single-process run"
+}
+complete_case "sbatch, srun --mpi=pmix" ""
+complete_case "sbatch, mpirun inside the allocation" "LAUNCHER=mpirun"
+
+# 3. kill a rank midway: the job requeues itself and resumes
+t0=$(now_ms)
+jid=$(submit prompts120.jsonl requeue.jsonl "MAX_RESTARTS=2")
+if ! wait_for 120 test -s requeue.jsonl; then bad "requeue: no result within 120 s"; tail "tessera-batch-$jid.out"
+else
+  before=$(wc -l <requeue.jsonl)
+  victim=""
+  for p in $(pgrep -x tessera); do
+    env_of=$(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null)
+    grep -qx "SLURM_JOB_ID=$jid" <<<"$env_of" && grep -qx "SLURM_PROCID=1" <<<"$env_of" && { victim=$p; break; }
+  done
+  if [ -z "$victim" ]; then bad "requeue: rank 1 of job $jid not found (finished already?)"
+  else
+    kill -9 "$victim"
+    # the job requeues itself; SLURM holds a requeued job ~2 min (BeginTime): release it
+    # at once, every time it is requeued
+    release_or_final() {
+      scontrol show job "$jid" | grep -q 'Reason=BeginTime' && scontrol update JobId="$jid" StartTime=now
+      final "$jid"
+    }
+    wait_for 180 release_or_final
+    st=$(state "$jid"); dt=$(($(now_ms) - t0))
+    if [ "$st" != COMPLETED ]; then bad "requeue: job $jid $st after $dt ms"; tail -n 20 "tessera-batch-$jid.out"
+    elif ! msg=$(exactly_once prompts120.jsonl requeue.jsonl); then bad "requeue: $msg"
+    elif ! grep -q "restart 1" "tessera-batch-$jid.out" || ! grep -qE "[1-9][0-9]* already in" "tessera-batch-$jid.out"; then
+      bad "requeue: the job did not resume from its results"; grep -E "^tessera-batch|^batch: [0-9]+ prompts" "tessera-batch-$jid.out"
+    else
+      ok "requeue: rank 1 SIGKILLed after $before results; job $jid requeued itself, resumed ($(grep -oE '[0-9]+ already in' "tessera-batch-$jid.out" | tail -1)), COMPLETED in $dt ms; 120/120 prompts answered exactly once"
+    fi
+  fi
+fi
+[ $FAILS -eq 0 ] && echo "slurm_test: all passed" || echo "slurm_test: $FAILS failed"
+exit $((FAILS > 0))
