@@ -71,5 +71,18 @@ sigstop_rank3() { kill -STOP "$(rank_pid "$TMP/fault-model" 3)"; }
 fault "SIGKILL of rank 3 (host h1)" "error: .*rank 3|process rank 3 .*signal 9" sigkill_rank3
 fault "ip link set eth0 down on host h1" "lost communication with a remote daemon|error: .*rank [23] .*did not answer" link_down_h1
 fault "SIGSTOP of rank 3 (host h1), --step-timeout 10" "error: .*rank [23] .*did not answer" sigstop_rank3
+# A rank that never starts (here: rank 1 only after 20 s): the start-up time limit ends
+# the job with a message instead of a hang in MPI_Init.
+t0=$(now_ms)
+timeout 45 mpirun --allow-run-as-root --oversubscribe -n 1 "$T" generate --model "$MODEL" --prompt hi --tp 2 \
+  --threads 1 --startup-timeout 5 : -n 1 sh -c "sleep 20; exec $T generate --model $TMP/fault-model.gguf --prompt hi --tp 2 --threads 1" \
+  >"$TMP/st.out" 2>"$TMP/st.err"
+rc=$? dt=$(($(now_ms) - t0))
+if ((rc != 0 && rc != 124 && dt <= 15000)) && grep -q "start-up did not finish within 5 s" "$TMP/st.err"; then
+  ok "a rank that never starts, --startup-timeout 5: exit $rc after $dt ms; stderr: $(grep -m1 'start-up did not' "$TMP/st.err" | cut -c1-110)..."
+else
+  bad "a rank that never starts: exit $rc after $dt ms"; grep -v "^I" "$TMP/st.err" | tail -5
+fi
+for p in $(pgrep -f -- "$TMP/fault-model"); do kill -9 "$p" 2>/dev/null; done  # this test's own processes
 [ $FAILS -eq 0 ] && echo "faults_test: all passed" || echo "faults_test: $FAILS failed"
 exit $((FAILS > 0))
