@@ -94,5 +94,34 @@ else
     fi
   fi
 fi
+# 4. the serving job: comes up, answers a completion, is cancelled cleanly
+serve_case() {
+  local port=$((18000 + ($$ % 2000))) t0 jid; t0=$(now_ms)
+  jid=$(sbatch --parsable --ntasks=2 --export="ALL,TESSERA=$T,MODEL=$MODEL,TP=2,PP=1,PORT=$port,MAX_RESTARTS=0" \
+    "$ROOT/launch/serve.sbatch") || { bad "serve: sbatch failed"; return; }
+  if ! wait_for 90 curl -sf "http://127.0.0.1:$port/health" -o /dev/null; then
+    bad "serve: job $jid not answering /health on port $port within 90 s ($(state "$jid"))"; tail -n 15 "tessera-serve-$jid.out"
+    scancel "$jid"; return
+  fi
+  local up=$(($(now_ms) - t0))
+  local body; body=$(curl -sf "http://127.0.0.1:$port/v1/completions" -H 'Content-Type: application/json' \
+    -d '{"model":"stories260K","prompt":"Once upon a time","max_tokens":32,"temperature":0}')
+  local text; text=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["choices"][0]["text"])' "$body" 2>/dev/null)
+  local want; want=$("$T" generate --model "$MODEL" --prompt "Once upon a time" --max-tokens 32 --threads 1 --no-echo 2>/dev/null)
+  scancel "$jid"
+  wait_for 60 final "$jid"
+  local st; st=$(state "$jid")
+  sleep 0.5
+  local left=0 p
+  for p in $(pgrep -x tessera); do
+    tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "SLURM_JOB_ID=$jid" && left=$((left + 1))
+  done
+  if [ -z "$text" ]; then bad "serve: no completion: $body"
+  elif [ "$text" != "$want" ]; then bad "serve: completion differs from generate: '$text' vs '$want'"
+  elif [ "$st" != CANCELLED ] || ((left > 0)); then bad "serve: after scancel: $st, $left ranks left"
+  else ok "serve: job $jid answered /health after $up ms, a completion = the generate text, scancel -> $st, no rank left"
+  fi
+}
+serve_case
 [ $FAILS -eq 0 ] && echo "slurm_test: all passed" || echo "slurm_test: $FAILS failed"
 exit $((FAILS > 0))
