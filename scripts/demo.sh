@@ -10,6 +10,6 @@ BUILD_DIR=${BUILD_DIR:-build}
 # Open MPI refuses to run as root unless told, and needs --oversubscribe for more
 # ranks than cores.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 GLOG_minloglevel=1
-mpiexec -n 4 --oversubscribe "$BUILD_DIR"/tessera generate \
+mpiexec -n 4 --oversubscribe --mca btl self,vader "$BUILD_DIR"/tessera generate \
   --model assets/models/stories260K/stories260K.gguf --tp 2 --pp 2 --threads 1 \
   --prompt "Once upon a time" --max-tokens 200 --timings "$@"
