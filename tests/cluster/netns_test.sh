@@ -37,10 +37,14 @@ run_case() {  # name, extra mpirun flags...
   done
   # the control plane reached the other hosts by their addresses (workers report their host)
   grep -qE "^rank 4 on h2: pp 2 tp 0" "$TMP/out.err" || { bad "$name: no loaded-layout line for rank 4 on h2"; }
+  if [ -n "${WANT_PML:-}" ]; then  # every rank chose the PML asked for (pml_base_verbose)
+    local n; n=$(grep -c "select: component $WANT_PML selected" "$TMP/out.err")
+    [ "$n" -eq 6 ] && ok "$name: all 6 ranks selected pml $WANT_PML" || bad "$name: $n of 6 ranks selected pml $WANT_PML"
+  fi
 }
-run_case "tcp (ob1: self,vader,tcp)" --mca pml ob1 --mca btl self,vader,tcp
+WANT_PML=ob1 run_case "tcp (ob1: self,vader,tcp)" --mca pml_base_verbose 10 --mca pml ob1 --mca btl self,vader,tcp
 if command -v ucx_info >/dev/null; then
-  run_case "ucx" --mca pml ucx --mca pml_ucx_tls any --mca pml_ucx_devices any --mca osc ucx \
+  WANT_PML=ucx run_case "ucx" --mca pml_base_verbose 10 --mca pml ucx --mca pml_ucx_tls any --mca pml_ucx_devices any --mca osc ucx \
     -x UCX_NET_DEVICES=eth0,lo -x UCX_TLS=tcp,self,sm
 else
   echo "skip ucx: ucx_info not found"
