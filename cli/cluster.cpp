@@ -217,6 +217,18 @@ void print_layout_at_start(const ParallelConfig& p, const std::vector<std::strin
   std::fflush(stderr);
 }
 
+// What every rank must agree on before it serves: the model and the split. Each rank
+// computes it from its own command line, so ranks started with different flags (an
+// MPMD launch gone wrong) are refused at hello instead of computing garbage.
+uint64_t plan_fingerprint(const ClusterOptions& o) {
+  std::string key = o.load.model_path + "|" + std::to_string(o.parallel.tp) + "|" + std::to_string(o.parallel.pp) +
+                    "|" + std::to_string(o.parallel.cp) + "|" + std::to_string(o.parallel.ep) + "|" +
+                    std::to_string(o.load.kv_block_size) + "|" + std::to_string(o.load.kv_blocks);
+  uint64_t h = 1469598103934665603ull;  // FNV-1a
+  for (unsigned char c : key) h = (h ^ c) * 1099511628211ull;
+  return h == 0 ? 1 : h;
+}
+
 [[noreturn]] void abort_job(int rank, const std::string& host, const char* what) {
   std::cout.flush();
   std::cerr << "\ntessera (rank " << rank << " on " << host << "): error: " << what << "\n"
@@ -278,6 +290,7 @@ int run_cluster(int* argc, char*** argv, const ClusterOptions& options,
     so.secret = secret;
     so.rank = rank;
     so.host = host;
+    so.plan_fingerprint = plan_fingerprint(options);
     rpc::WorkerServer server(executor, so);
 
     char mine[kEndpointBytes] = {};
@@ -294,6 +307,7 @@ int run_cluster(int* argc, char*** argv, const ClusterOptions& options,
     for (int r = 0; r < mpi.world_size(); ++r) endpoints.emplace_back(all.data() + r * kEndpointBytes);
     rpc::CoordinatorOptions co;
     co.secret = secret;
+    co.plan_fingerprint = plan_fingerprint(options);
     co.call_timeout = options.step_timeout;
     rpc::CoordinatorClient client(endpoints, co);
     rpc::LoadShardRequest load = options.load;

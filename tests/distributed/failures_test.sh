@@ -31,6 +31,10 @@ expect_fail "world size that does not match tp x pp" "needs 4 ranks" 30 \
 expect_fail "missing model on the workers" "no-such-model.gguf" 30 \
   "${MPI[@]}" -n 2 "$T" generate --model "$TMP/no-such-model.gguf" --prompt hi --tp 2 --threads 1
 
+expect_fail "ranks launched with different flags (plan fingerprint)" "plan fingerprint" 30 \
+  "${MPI[@]}" -n 1 "$T" generate --model "$MODEL" --prompt hi --tp 2 --threads 1 : \
+  -n 1 "$T" generate --model "$MODEL" --prompt hi --tp 2 --threads 1 --kv-block-size 32
+
 # Kill rank 1 with SIGKILL while the job is busy (a long benchmark), then time the exit.
 # The model is copied to a path unique to this test so pgrep finds only these ranks.
 cp "$MODEL" "$TMP/kill-test-model.gguf"
