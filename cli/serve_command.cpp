@@ -1,7 +1,9 @@
 // tessera serve: the OpenAI-compatible HTTP API with continuous batching
 // (docs/SERVING.md). Alone, or under `mpirun -n N tessera serve --tp T --pp P`, where
 // rank 0 runs the coordinator (scheduler + HTTP) and every rank a worker.
+#include <chrono>
 #include <csignal>
+#include <thread>
 #include <atomic>
 #include <iostream>
 
@@ -75,7 +77,13 @@ int serve(const Args& a, StepRunner& runner, const Tokenizer& tok) {
             << runner.kv_block_size() << ", batch " << sc.max_batch_tokens << " tokens, queue " << sc.max_waiting
             << ")" << std::endl;
   loop.run([] { return g_stop_requested.load(); });
+  const std::string failure = loop.failure();
+  // Let the answers to open requests (503 after a failure) reach their clients.
+  if (!failure.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(300));
   http_server.stop();
+  // A failed worker ends the job with a non-zero exit (SLURM requeues it); under mpirun
+  // run_cluster reports the error with its rank and aborts every rank.
+  TESSERA_REQUIRE(failure.empty(), ErrorKind::kDisconnected, "serving stopped: ", failure);
   std::cerr << "tessera serve: stopped" << std::endl;
   return 0;
 }

@@ -64,6 +64,11 @@ LoopStats ServingLoop::stats() const {
   return stats_;
 }
 
+std::string ServingLoop::failure() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return failure_;
+}
+
 void ServingLoop::stop() {
   std::lock_guard<std::mutex> lock(mu_);
   stop_ = true;
@@ -116,7 +121,16 @@ void ServingLoop::run(const std::function<bool()>& should_stop) {
     if (!it.plan.sequences.empty()) {
       for (const auto& s : it.plan.sequences) tokens += static_cast<int64_t>(s.tokens.size());
       const auto t0 = std::chrono::steady_clock::now();
-      StepResult result = runner_.run_step(it.plan);
+      StepResult result;
+      try {
+        result = runner_.run_step(it.plan);
+      } catch (const std::exception& e) {
+        // A worker failed or stopped answering: no later step can run. Every open
+        // request gets the reason (HTTP 503) below; the caller reports and exits.
+        std::lock_guard<std::mutex> lock(mu_);
+        failure_ = e.what();
+        break;
+      }
       wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       forward = result.forward_seconds;
       dispatch(scheduler_.apply(it.plan, result));
@@ -144,8 +158,8 @@ void ServingLoop::run(const std::function<bool()>& should_stop) {
     open.swap(streams_);
   }
   const auto now = std::chrono::steady_clock::now();
-  for (auto& [id, stream] : open)
-    stream->push({{id, {}, std::nullopt, FinishReason::kError}, now, "the server is shutting down"});
+  const std::string reason = failure().empty() ? "the server is shutting down" : "a worker failed: " + failure();
+  for (auto& [id, stream] : open) stream->push({{id, {}, std::nullopt, FinishReason::kError}, now, reason});
 }
 
 }  // namespace tessera

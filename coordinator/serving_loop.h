@@ -65,6 +65,9 @@ class ServingLoop {
   // Runs on the calling thread until stop() (or should_stop() returns true, polled).
   void run(const std::function<bool()>& should_stop = nullptr);
   void stop();
+  // Why run() ended early: the error of a step that failed (a worker lost, a step
+  // timeout); empty after a normal stop. Open requests were answered with it.
+  std::string failure() const;
 
  private:
   void dispatch(const std::vector<SequenceEvent>& events);
@@ -81,6 +84,7 @@ class ServingLoop {
   uint64_t next_id_ = 1;                                                  // guarded by mu_
   bool stop_ = false;                                                     // guarded by mu_
   LoopStats stats_;                                                       // guarded by mu_
+  std::string failure_;                                                   // guarded by mu_
 };
 
 }  // namespace tessera
