@@ -65,8 +65,6 @@ int run_generate(int argc, char** argv) {
          "skipped, so a rerun (a requeued job) resumes");
   a.flag("batch-size", "N", "batch job: sequences generated at once", "16");
   a.flag("micro-batches", "M", "batch job: micro-batches in flight (pipeline overlap); default: --pp");
-  a.flag("startup-timeout", "SECONDS", "under mpirun/srun: ranks that have not started within this time are named "
-         "and the job is aborted", "60");
   if (!a.parse(argc, argv, 2)) {
     std::cout << a.help();
     return 0;
@@ -86,7 +84,6 @@ int run_generate(int argc, char** argv) {
   if (launched_distributed(parallel_config_from(a))) {
     ClusterOptions co = cluster_options_from(a);
     co.print_layout = a.on("timings");
-    co.startup_timeout = std::chrono::milliseconds(static_cast<int64_t>(a.real("startup-timeout") * 1000));
     if (const int64_t kv = batch_kv_blocks(a); kv > 0) co.load.kv_blocks = static_cast<int32_t>(kv);
     return run_cluster(nullptr, nullptr, co, [&](StepRunner& runner, const Topology&) {
       return body(runner, *checkpoint::open_checkpoint(a.str("model")));

@@ -28,6 +28,8 @@ void declare_model_flags(Args& a) {
   a.flag("rpc-host", "ADDR", "address this rank's control-plane server binds to; default: 127.0.0.1 on rank 0's "
          "host, else the address the host name resolves to");
   a.flag("step-timeout", "SECONDS", "a rank that does not answer a step within this time fails the job", "60");
+  a.flag("startup-timeout", "SECONDS", "under mpirun/srun: ranks that have not started within this time are named "
+         "and the job is aborted", "60");
 }
 
 WorkerOptions worker_options_from(const Args& a) {
@@ -62,6 +64,9 @@ ClusterOptions cluster_options_from(const Args& a) {
   const double timeout = a.real("step-timeout");
   TESSERA_REQUIRE(timeout > 0, ErrorKind::kInvalidInput, "--step-timeout must be > 0");
   o.step_timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout * 1000));
+  const double startup = a.real("startup-timeout");
+  TESSERA_REQUIRE(startup > 0, ErrorKind::kInvalidInput, "--startup-timeout must be > 0");
+  o.startup_timeout = std::chrono::milliseconds(static_cast<int64_t>(startup * 1000));
   const WorkerOptions w = worker_options_from(a);
   o.load.model_path = a.str("model");
   o.load.threads = w.threads;
