@@ -171,9 +171,12 @@ def reference_forward(W: dict, hp: dict, tokens: list[int], act=None) -> np.ndar
             o[:, hh, :] = sc @ v[:, kh, :]
         x = x + act(o.reshape(T, H * D)) @ f(p + "attn_output.weight").T
         h = act(_rms(x, f(p + "ffn_norm.weight"), eps))
-        a = h @ f(p + "ffn_gate.weight").T
         b = h @ f(p + "ffn_up.weight").T
-        x = x + act((a / (1 + np.exp(-a))) * b) @ f(p + "ffn_down.weight").T
+        if p + "ffn_gate.weight" in W:  # SwiGLU
+            a = h @ f(p + "ffn_gate.weight").T
+            x = x + act((a / (1 + np.exp(-a))) * b) @ f(p + "ffn_down.weight").T
+        else:  # plain SiLU FFN: down(silu(up x))
+            x = x + act(b / (1 + np.exp(-b))) @ f(p + "ffn_down.weight").T
     x = act(_rms(x, f("output_norm.weight"), eps))
     out = W.get("output.weight", W["token_embd.weight"]).astype(np.float64)
     return x @ out.T

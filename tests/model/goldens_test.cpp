@@ -109,5 +109,21 @@ INSTANTIATE_TEST_SUITE_P(LlamaCpp, GgufGolden,
                                            GgufCase{"q8_0", 1e-4}, GgufCase{"q4_0", 1e-4}, GgufCase{"q4_1", 0.15}),
                          [](const auto& info) { return std::string(info.param.dtype); });
 
+// The plain (ungated) FFN: llama.cpp's llama graph requires ffn_gate, so the reference
+// is the float64 numpy forward of tools/gguf_common.py (tools/make_plain_ffn_golden.py).
+TEST(PlainFfnGolden, MatchesFloat64Reference) {
+  const std::string dir = kData + "/gguf_tiny/";
+  const Json golden = Json::parse(read_text_file(dir + "golden_f32_plain_ffn.json"), "golden.json");
+  const std::vector<int32_t> ids = ids_of(golden.at("tokens"));
+  WorkerOptions wo;
+  wo.threads = 2;
+  Worker worker(dir + "model_f32_plain_ffn.gguf", wo);
+  ASSERT_EQ(worker.config().ffn, FfnKind::kSilu);
+  Generator gen(worker);
+  const Comparison c = compare_logits(gen.score(ids), dir + "logits_f32_plain_ffn.f32");
+  EXPECT_LT(c.max_abs, 1e-4 * std::max(1.0, c.max_ref)) << "max |ref| " << c.max_ref;
+  EXPECT_EQ(greedy(worker, ids, 8), ids_of(golden.at("greedy").at("tokens")));
+}
+
 }  // namespace
 }  // namespace tessera
