@@ -19,6 +19,29 @@ double GenerateStats::decode_tokens_per_second() const {
   return decode_seconds > 0 && generated_tokens > 1 ? static_cast<double>(generated_tokens - 1) / decode_seconds : 0;
 }
 
+int32_t prefill_sequence(StepRunner& runner, KvBlockAllocator& allocator, SequenceStep& seq,
+                         std::span<const int32_t> prompt, int64_t chunk, bool want_output, double* forward_seconds) {
+  const int64_t prompt_len = static_cast<int64_t>(prompt.size());
+  const int64_t block_size = runner.kv_block_size();
+  StepPlan plan;
+  plan.sequences.resize(1);
+  int32_t next = -1;
+  for (int64_t p = 0; p < prompt_len; p += chunk) {
+    const int64_t n = std::min(chunk, prompt_len - p);
+    seq.tokens.assign(prompt.begin() + p, prompt.begin() + p + n);
+    seq.pos0 = p;
+    seq.n_outputs = (p + n == prompt_len && want_output) ? 1 : 0;
+    TESSERA_REQUIRE(allocator.ensure(seq.block_table, p + n, block_size), ErrorKind::kResource, "KV cache full: ",
+                    p + n, " positions need more than ", allocator.free_blocks(), " free blocks");
+    plan.sequences[0] = seq;
+    StepResult r = runner.run_step(plan);
+    *forward_seconds += r.forward_seconds;
+    seq.rng_state = r.outputs.at(0).rng_state;
+    if (seq.n_outputs == 1) next = r.outputs[0].samples.at(0).token;
+  }
+  return next;
+}
+
 Generator::Generator(StepRunner& runner) : runner_(runner), allocator_(runner.kv_blocks()) {}
 
 Generator::Generator(Worker& worker)
@@ -47,29 +70,12 @@ GenerateStats Generator::generate(std::span<const int32_t> prompt, const Generat
   StepPlan plan;
   plan.sequences.resize(1);
 
-  struct Release {  // blocks go back to the pool however generation ends
-    KvBlockAllocator& a;
-    std::vector<int32_t>& t;
-    ~Release() { a.release(t); }
-  } release{allocator_, seq.block_table};
+  BlockTableGuard release(allocator_, seq.block_table);
 
   const auto t_start = Clock::now();
   auto t_first = t_start;
-  int32_t next = -1;
-  // Prefill in chunks; only the last chunk asks for an output.
-  for (int64_t p = 0; p < prompt_len; p += options.prefill_chunk) {
-    const int64_t n = std::min(options.prefill_chunk, prompt_len - p);
-    seq.tokens.assign(prompt.begin() + p, prompt.begin() + p + n);
-    seq.pos0 = p;
-    seq.n_outputs = (p + n == prompt_len && max_new > 0) ? 1 : 0;
-    TESSERA_REQUIRE(allocator_.ensure(seq.block_table, p + n, block_size), ErrorKind::kResource,
-                    "KV cache full: ", p + n, " positions need more than ", allocator_.free_blocks(), " free blocks");
-    plan.sequences[0] = seq;
-    StepResult r = runner_.run_step(plan);
-    stats.forward_seconds += r.forward_seconds;
-    seq.rng_state = r.outputs[0].rng_state;
-    if (seq.n_outputs == 1) next = r.outputs[0].samples[0].token;
-  }
+  int32_t next = prefill_sequence(runner_, allocator_, seq, prompt, options.prefill_chunk, max_new > 0,
+                                  &stats.forward_seconds);
   t_first = Clock::now();
   stats.prefill_seconds = seconds(t_start, t_first);
 

@@ -35,6 +35,13 @@ struct GenerateStats {
   double decode_tokens_per_second() const;  // tokens after the first / decode time
 };
 
+// Runs `prompt` through the runner for `seq` in chunks of at most `chunk` tokens, growing
+// its block table from `allocator`; only the last chunk asks for an output when
+// `want_output`. Returns the token sampled after the prompt (-1 without output) and
+// leaves seq.rng_state advanced. Adds the workers' forward time to *forward_seconds.
+int32_t prefill_sequence(StepRunner& runner, KvBlockAllocator& allocator, SequenceStep& seq,
+                         std::span<const int32_t> prompt, int64_t chunk, bool want_output, double* forward_seconds);
+
 class Generator {
  public:
   explicit Generator(StepRunner& runner);  // `runner` must outlive the generator

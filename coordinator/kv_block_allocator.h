@@ -27,4 +27,17 @@ class KvBlockAllocator {
   std::vector<int32_t> free_;  // LIFO: recently freed blocks are warm in cache
 };
 
+// Returns a block table's blocks to the pool however the scope that owns them ends.
+class BlockTableGuard {
+ public:
+  BlockTableGuard(KvBlockAllocator& allocator, std::vector<int32_t>& table) : allocator_(allocator), table_(table) {}
+  ~BlockTableGuard() { allocator_.release(table_); }
+  BlockTableGuard(const BlockTableGuard&) = delete;
+  BlockTableGuard& operator=(const BlockTableGuard&) = delete;
+
+ private:
+  KvBlockAllocator& allocator_;
+  std::vector<int32_t>& table_;
+};
+
 }  // namespace tessera

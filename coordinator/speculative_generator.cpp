@@ -1,5 +1,7 @@
 #include "coordinator/speculative_generator.h"
 
+#include "coordinator/generator.h"
+
 #include <algorithm>
 #include <chrono>
 
@@ -186,28 +188,12 @@ GenerateStats SpeculativeGenerator::generate(std::span<const int32_t> prompt, co
   uint64_t draft_rng = (seq.rng_state ^ 0xD1B54A32D192ED03ull) | 1;
   StepPlan plan;
   plan.sequences.resize(1);
-  struct Release {
-    KvBlockAllocator& a;
-    std::vector<int32_t>& t;
-    ~Release() { a.release(t); }
-  } release{allocator_, seq.block_table};
+  BlockTableGuard release(allocator_, seq.block_table);
 
   const auto t_start = Clock::now();
   std::vector<int32_t> ctx(prompt.begin(), prompt.end());
-  int32_t first = -1;
-  for (int64_t p = 0; p < prompt_len; p += options.prefill_chunk) {
-    const int64_t n = std::min(options.prefill_chunk, prompt_len - p);
-    seq.tokens.assign(prompt.begin() + p, prompt.begin() + p + n);
-    seq.pos0 = p;
-    seq.n_outputs = (p + n == prompt_len && max_new > 0) ? 1 : 0;
-    TESSERA_REQUIRE(allocator_.ensure(seq.block_table, p + n, block_size), ErrorKind::kResource,
-                    "KV cache full: ", p + n, " positions need more than ", allocator_.free_blocks(), " free blocks");
-    plan.sequences[0] = seq;
-    StepResult r = target_.run_step(plan);
-    stats.forward_seconds += r.forward_seconds;
-    seq.rng_state = r.outputs.at(0).rng_state;
-    if (seq.n_outputs == 1) first = r.outputs[0].samples.at(0).token;
-  }
+  const int32_t first =
+      prefill_sequence(target_, allocator_, seq, prompt, options.prefill_chunk, max_new > 0, &stats.forward_seconds);
   const auto t_first = Clock::now();
   stats.prefill_seconds = seconds(t_start, t_first);
 
