@@ -1,6 +1,8 @@
 # Shared helpers of the tests/cluster scripts (sourced).
 # Exit 77 = skipped (ctest SKIP_RETURN_CODE): wrong user or a missing tool, with the reason.
 skip() { echo "SKIP: $*"; exit 77; }
+# Daemons (slurmctld, slurmd, munged) live in sbin, which a minimal CI PATH may lack.
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 need_root() { [ "$(id -u)" -eq 0 ] || skip "needs root (network namespaces / slurmd / munged)"; }
 need_tools() { local t; for t in "$@"; do command -v "$t" >/dev/null 2>&1 || skip "'$t' not found (scripts/setup-deps.sh --slurm --netns installs it)"; done; }
 need_netns() {
