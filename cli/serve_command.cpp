@@ -6,6 +6,7 @@
 #include <thread>
 #include <atomic>
 #include <iostream>
+#include <memory>
 
 #include "checkpoint/open.h"
 #include "cli/args.h"
@@ -15,6 +16,7 @@
 #include "common/error.h"
 #include "coordinator/model_tokenizer.h"
 #include "coordinator/serving_loop.h"
+#include "server/capnp_server.h"
 #include "server/http_server.h"
 #include "worker/worker.h"
 
@@ -70,6 +72,26 @@ int serve(const Args& a, StepRunner& runner, const Tokenizer& tok) {
   server::Metrics metrics;
   server::HttpServer http_server(ho, loop, tok, metrics);
   const int bound = http_server.start();
+  // The Cap'n Proto client API (schemas/client.capnp): only where --capnp asks.
+  std::unique_ptr<server::CapnpServer> capnp_server;
+  if (a.has("capnp")) {
+    const std::string where = a.str("capnp");
+    const auto c = where.rfind(':');
+    TESSERA_REQUIRE(c != std::string::npos && c > 0, ErrorKind::kInvalidInput, "--capnp must be HOST:PORT, got '",
+                    where, "'");
+    const int64_t cport = std::strtoll(where.c_str() + c + 1, nullptr, 10);
+    TESSERA_REQUIRE(cport >= 0 && cport <= 65535, ErrorKind::kInvalidInput, "--capnp port out of range: '", where, "'");
+    server::CapnpServerOptions co;
+    co.host = where.substr(0, c);
+    co.port = static_cast<int>(cport);
+    co.api_key = ho.api_key;
+    co.model_name = ho.model_name;
+    co.chat_template = ho.chat_template;
+    co.limits = ho.limits;
+    capnp_server = std::make_unique<server::CapnpServer>(co, loop, tok, metrics);
+    const int cbound = capnp_server->start();
+    std::cerr << "tessera serve: Cap'n Proto API on " << co.host << ":" << cbound << std::endl;
+  }
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   std::cerr << "tessera serve: model '" << ho.model_name << "' on http://" << ho.host << ":" << bound
@@ -80,6 +102,7 @@ int serve(const Args& a, StepRunner& runner, const Tokenizer& tok) {
   const std::string failure = loop.failure();
   // Let the answers to open requests (503 after a failure) reach their clients.
   if (!failure.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  if (capnp_server) capnp_server->stop();
   http_server.stop();
   // A failed worker ends the job with a non-zero exit (SLURM requeues it); under mpirun
   // run_cluster reports the error with its rank and aborts every rank.
@@ -96,6 +119,8 @@ int run_serve(int argc, char** argv) {
                   "`mpirun -n N tessera serve --tp T --pp P ...` with rank 0 serving HTTP. See docs/SERVING.md.");
   declare_model_flags(a);
   a.flag("http", "HOST:PORT", "address to serve HTTP on (port 0: any free port, printed at start)", "127.0.0.1:8000");
+  a.flag("capnp", "HOST:PORT", "also serve the Cap'n Proto client API (schemas/client.capnp) there; off by default "
+         "(port 0: any free port, printed at start)");
   a.flag("api-key", "KEY", "require 'Authorization: Bearer KEY' on /v1/ endpoints");
   a.flag("model-name", "NAME", "the model id clients must send; default: the checkpoint's file name without extension");
   a.flag("chat-template", "NAME", "chat prompt format: plain, chatml, llama2, llama3 or zephyr", "plain");
