@@ -57,8 +57,10 @@ struct Usage {
 # request is cancelled.
 interface TokenSink {
   # delta: text ready to show (valid UTF-8; may be empty while a multi-byte character
-  # or a possible stop string is held back, and may carry text held back before).
-  # logprob: log p(token) under the temperature-1 distribution.
+  # or a possible stop string is held back, and may carry text held back before; the
+  # token that completes a stop string carries only the text before it).
+  # tokenId: the generated token; -1 for a last call that flushes held-back text.
+  # logprob: log p(token) under the temperature-1 distribution (0 when tokenId = -1).
   token @0 (delta :Text, tokenId :Int32, logprob :Float32) -> stream;
   # reason: "stop" (end-of-sequence token or stop string), "length" (maxTokens or the
   # context), "cancelled" (Request.cancel), "error" (the server failed the request;
