@@ -39,7 +39,7 @@ struct Gather {
   using Slot = std::conditional_t<std::is_void_v<T>, bool, T>;
   using Out = std::conditional_t<std::is_void_v<T>, void, std::vector<T>>;
 
-  explicit Gather(size_t n) : slots(n), remaining(n) {}
+  explicit Gather(size_t n) : slots(n), settled(n, false), remaining(n) {}
   ~Gather() {
     // The loop is closing with this call unfinished: the caller must not hang.
     if (!done) fail(Error(ErrorKind::kDisconnected, "control plane: the coordinator client closed during the call"));
@@ -48,10 +48,13 @@ struct Gather {
   void set(size_t i, Slot v) {
     if (done) return;
     slots[i] = std::move(v);
+    settled[i] = true;
     if (--remaining == 0) finish();
   }
-  void skip() {  // a worker whose failure is acceptable (shutdown)
-    if (!done && --remaining == 0) finish();
+  void skip(size_t i) {  // a worker whose failure is acceptable (shutdown)
+    if (done) return;
+    settled[i] = true;
+    if (--remaining == 0) finish();
   }
   void fail(const Error& e) {
     if (done) return;
@@ -72,6 +75,7 @@ struct Gather {
 
   std::promise<Out> promise;
   std::vector<std::optional<Slot>> slots;
+  std::vector<bool> settled;  // answered (or skipped): the others are still in flight
   size_t remaining;
   bool done = false;
 };
@@ -141,6 +145,24 @@ struct CoordinatorClient::Loop {
     });
   }
 
+  // A call's deadline passed: the error names every worker whose call has not returned.
+  // A rank blocked in a collective (TP all-reduce, PP send/recv) with a hung peer does
+  // not answer either, so the list is an upper bound that contains the hung rank(s).
+  Error timed_out(const std::vector<bool>& settled, const char* method, std::chrono::milliseconds timeout) const {
+    std::string who;
+    size_t n = 0;
+    for (size_t j = 0; j < conns.size() && j < settled.size(); ++j) {
+      if (settled[j]) continue;
+      who += (n++ ? ", " : "") + conns[j]->who;
+    }
+    std::string msg = concat(who, ": did not answer ", method, " within ", timeout.count() / 1000.0, " s");
+    if (n > 1)
+      msg += concat(" (", n, " of ", conns.size(),
+                    " ranks; a rank blocked in a collective with a hung peer times out too, so the hung rank is "
+                    "among these, not necessarily all of them)");
+    return Error(ErrorKind::kDisconnected, msg);
+  }
+
   // Loop thread: starts make_call(conn) -> kj::Promise<T> on every worker at once,
   // each under `timeout`. A worker marked failed fails the call at once.
   template <typename T, typename MakeCall>
@@ -152,7 +174,7 @@ struct CoordinatorClient::Loop {
     for (size_t i = 0; i < conns.size() && !g->done; ++i) {
       Conn& c = *conns[i];
       if (c.failed) {
-        if (disconnect_ok) g->skip();
+        if (disconnect_ok) g->skip(i);
         else g->fail(Error(ErrorKind::kDisconnected, concat(c.who, ": ", *c.failed)));
         continue;
       }
@@ -164,14 +186,22 @@ struct CoordinatorClient::Loop {
         continue;
       }
       // exclusiveJoin cancels the loser: the timeout cancels the call, and vice versa.
-      auto timed = call.exclusiveJoin(deadline(timeout, method).then([]() -> kj::Promise<T> {
-        KJ_UNREACHABLE;  // deadline() only ever rejects
-      }));
+      // The first deadline to fire fails the call naming every worker still in flight
+      // (all deadlines started together, so theirs are up too); each worker's own
+      // deadline then marks it failed below.
+      auto timed = call.exclusiveJoin(deadline(timeout, method).then(
+          []() -> kj::Promise<T> {
+            KJ_UNREACHABLE;  // deadline() only ever rejects
+          },
+          [this, g, method, timeout, disconnect_ok](kj::Exception&& e) -> kj::Promise<T> {
+            if (!disconnect_ok && !g->done) g->fail(timed_out(g->settled, method, timeout));
+            return kj::mv(e);
+          }));
       auto on_value = [g, i](auto&&... v) {
         if constexpr (std::is_void_v<T>) g->set(i, true);
         else g->set(i, std::move(v)...);
       };
-      tasks->add(timed.then(kj::mv(on_value), [g, &c, disconnect_ok](kj::Exception&& e) {
+      tasks->add(timed.then(kj::mv(on_value), [g, i, &c, disconnect_ok](kj::Exception&& e) {
         Error err = from_kj_exception(e, c.who);
         if (err.kind() == ErrorKind::kDisconnected) {
           // Dropped or silent: its state is unknown from now on.
@@ -180,7 +210,7 @@ struct CoordinatorClient::Loop {
             if (why.rfind(c.who + ": ", 0) == 0) why.erase(0, c.who.size() + 2);
             c.failed = "failed earlier: " + why;
           }
-          if (disconnect_ok) return g->skip();
+          if (disconnect_ok) return g->skip(i);
         }
         g->fail(err);
       }));

@@ -244,6 +244,28 @@ TEST(ControlPlane, SilentWorkerTimesOutNamingRankAndHost) {
   EXPECT_TRUE(contains(again.what(), "rank 2 (host2")) << again.what();
 }
 
+// A hung rank's TP/PP peers wait for it in a collective and do not answer either: the
+// timeout names every rank still in flight (an upper bound holding the hung one), not
+// just whichever deadline fired first.
+TEST(ControlPlane, TimeoutNamesEveryRankThatDidNotAnswer) {
+  Cluster c(4);
+  c.executors[1]->block();
+  c.executors[3]->block();
+  CoordinatorClient client(c.endpoints(), c.options(300ms));
+  const Error e = error_of([&] { client.run_step(make_plan(1)); });
+  EXPECT_EQ(e.kind(), ErrorKind::kDisconnected);
+  EXPECT_TRUE(contains(e.what(), "rank 1 (host1")) << e.what();
+  EXPECT_TRUE(contains(e.what(), "rank 3 (host3")) << e.what();
+  EXPECT_FALSE(contains(e.what(), "rank 0 (host0")) << e.what();
+  EXPECT_FALSE(contains(e.what(), "rank 2 (host2")) << e.what();
+  EXPECT_TRUE(contains(e.what(), "did not answer runStep within 0.3 s (2 of 4 ranks;")) << e.what();
+  EXPECT_TRUE(contains(e.what(), "blocked in a collective with a hung peer")) << e.what();
+  // Later calls fail at once, naming a rank that did not answer.
+  const Error again = error_of([&] { client.stats(); });
+  EXPECT_TRUE(contains(again.what(), "rank 1 (host1") || contains(again.what(), "rank 3 (host3")) << again.what();
+  EXPECT_TRUE(contains(again.what(), "failed earlier: did not answer runStep")) << again.what();
+}
+
 TEST(ControlPlane, ConnectionClosedMidCallFailsQuickly) {
   Cluster c(2);
   c.executors[1]->block();
