@@ -201,6 +201,83 @@ void qgemm_t(const WeightMatrix& w, const QActPair* xq, int64_t n, float* y, int
   }
 }
 
+// Q4_1 in llama.cpp's exact f32 order (ref::q4_1_dot_ggml_order; x86 AVX2
+// ggml_vec_dot_q4_1_q8_1): per (row, token) one 8-lane accumulator over the blocks in
+// memory order, lane l = elements 4l..4l+3 of [low nibbles, high nibbles]; a scalar FMA
+// chain for m_w * s_x; hsum_float_8 + summs. MR rows x NT tokens share the unpacked
+// weights; every output keeps its own chain, so the tile shape changes no bit. Reads the
+// Q8_1 blocks out of the QActPair layout (b0 = q[0..15] + q[32..47], d[0], s[0];
+// b1 = q[16..31] + q[48..63], d[4], s[4]).
+template <int MR, int NT>
+void q41_ggml_tile(const BlockQ4_1* const* rows, const QActPair* x, int64_t xstride, int64_t nb,
+                   float* y, int64_t ys) {
+  const __m256i lo4 = _mm256_set1_epi8(0x0f);
+  const __m256i ones16 = _mm256_set1_epi16(1);
+  __m256 acc[MR][NT];
+  float summs[MR][NT];
+  for (int i = 0; i < MR; ++i)
+    for (int t = 0; t < NT; ++t) acc[i][t] = _mm256_setzero_ps(), summs[i][t] = 0.0f;
+  for (int64_t b = 0; b < nb; ++b) {
+    const int64_t p = b >> 1;
+    const int h = static_cast<int>(b & 1);
+    __m256i qx[NT];
+    float dx[NT], sx[NT];
+    for (int t = 0; t < NT; ++t) {
+      const QActPair& a = x[t * xstride + p];
+      qx[t] = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.q + 32 + 16 * h)),
+                               _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.q + 16 * h)));
+      dx[t] = a.d[4 * h];
+      sx[t] = a.s[4 * h];
+    }
+    for (int i = 0; i < MR; ++i) {
+      const BlockQ4_1& wb = rows[i][b];
+      const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(wb.qs));
+      const __m256i qw = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), lo4);
+      const float dw = _cvtsh_ss(wb.d), mw = _cvtsh_ss(wb.m);  // F16C, exact as f16_to_f32
+      for (int t = 0; t < NT; ++t) {
+        summs[i][t] = std::fma(mw, sx[t], summs[i][t]);
+        const __m256i dot = _mm256_madd_epi16(_mm256_maddubs_epi16(qw, qx[t]), ones16);
+        acc[i][t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx[t]), _mm256_cvtepi32_ps(dot), acc[i][t]);
+      }
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int t = 0; t < NT; ++t) {
+      __m128 r = _mm_add_ps(_mm256_extractf128_ps(acc[i][t], 1), _mm256_castps256_ps128(acc[i][t]));
+      r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+      r = _mm_add_ss(r, _mm_movehdup_ps(r));
+      y[t * ys + i] = _mm_cvtss_f32(r) + summs[i][t];
+    }
+}
+
+void q41_ggml_rows(const WeightMatrix& w, const QActPair* xq, int64_t n, float* y, int64_t ys,
+                   int64_t r0, int64_t r1) {
+  const int64_t rs = row_stride(w);
+  const int64_t nb = w.cols / kQuantBlock;
+  const int64_t np = qact_pairs(w.cols);
+  const char* base = static_cast<const char*>(w.data);
+  for (int64_t tb = 0; tb < n; tb += kQTokenBlock) {
+    const int64_t te = tb + kQTokenBlock < n ? tb + kQTokenBlock : n;
+    for (int64_t r = r0; r < r1; r += kQMr) {
+      const int mr = static_cast<int>(r1 - r < kQMr ? r1 - r : kQMr);
+      const BlockQ4_1* rows[kQMr];
+      for (int i = 0; i < mr; ++i) rows[i] = reinterpret_cast<const BlockQ4_1*>(base + (r + i) * rs);
+      for (int64_t t = tb; t < te; t += kQNt) {
+        const bool two = te - t >= 2;
+        const QActPair* x = xq + t * np;
+        float* yt = y + t * ys + r;
+        if (mr == 4) {
+          two ? q41_ggml_tile<4, 2>(rows, x, np, nb, yt, ys) : q41_ggml_tile<4, 1>(rows, x, np, nb, yt, ys);
+        } else {
+          for (int i = 0; i < mr; ++i)
+            two ? q41_ggml_tile<1, 2>(rows + i, x, np, nb, yt + i, ys)
+                : q41_ggml_tile<1, 1>(rows + i, x, np, nb, yt + i, ys);
+        }
+      }
+    }
+  }
+}
+
 // 6 W rows x 16 tokens (2 ymm): 12 accumulators + 2 x + 1 broadcast of 16 registers.
 template <int MR>
 void gemm_kernel(const float* wt, const float* xp, int64_t kc, float* out /*[MR][16]*/) {
@@ -242,7 +319,7 @@ void qgemm_rows(const WeightMatrix& w, const QActPair* xq, int64_t n, float* y, 
   switch (w.dtype) {
     case DType::kQ8_0: return qgemm_t<DType::kQ8_0>(w, xq, n, y, ys, r0, r1);
     case DType::kQ4_0: return qgemm_t<DType::kQ4_0>(w, xq, n, y, ys, r0, r1);
-    case DType::kQ4_1: return qgemm_t<DType::kQ4_1>(w, xq, n, y, ys, r0, r1);
+    case DType::kQ4_1: return q41_ggml_rows(w, xq, n, y, ys, r0, r1);  // llama.cpp's order
     default: __builtin_trap();
   }
 }

@@ -185,6 +185,27 @@ float round_act(DType wt, float x) {
   return x;
 }
 
+float q4_1_dot_ggml_order(const BlockQ4_1* w, const int8_t* xq, const float* xd, const float* xs,
+                          int64_t nb) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  float summs = 0.0f;
+  for (int64_t b = 0; b < nb; ++b) {
+    const float dd = f16_to_f32(w[b].d) * xd[b];
+    summs = std::fma(f16_to_f32(w[b].m), xs[b], summs);
+    const int8_t* q = xq + 32 * b;
+    for (int l = 0; l < 8; ++l) {  // lane l: elements 4l .. 4l+3
+      int32_t isum = 0;
+      for (int e = 4 * l; e < 4 * l + 4; ++e)
+        isum += (e < 16 ? (w[b].qs[e] & 0x0f) : (w[b].qs[e - 16] >> 4)) * q[e];
+      acc[l] = std::fma(dd, static_cast<float>(isum), acc[l]);
+    }
+  }
+  // hsum_float_8: (l, l+4) pairs, then (0, 2) and (1, 3), then the two; + summs last.
+  float r[4];
+  for (int i = 0; i < 4; ++i) r[i] = acc[i + 4] + acc[i];
+  return ((r[0] + r[2]) + (r[1] + r[3])) + summs;
+}
+
 void matmul_rows(const WeightMatrix& w, const float* x, int64_t n, float* y, int64_t x_stride,
                  int64_t y_stride, int64_t r0, int64_t r1) {
   if (x_stride == 0) x_stride = w.cols;
@@ -200,6 +221,12 @@ void matmul_rows(const WeightMatrix& w, const float* x, int64_t n, float* y, int
         quantize_act_block(x + t * x_stride + 32 * b, &xq[t * K + 32 * b], &xd[t * nb + b], &xs[t * nb + b]);
     for (int64_t r = r0; r < r1; ++r) {
       const char* row = static_cast<const char*>(w.data) + r * rs;
+      if (w.dtype == DType::kQ4_1) {  // llama.cpp's f32 operation order, see reference.h
+        for (int64_t t = 0; t < n; ++t)
+          y[t * y_stride + r] = q4_1_dot_ggml_order(reinterpret_cast<const BlockQ4_1*>(row), &xq[t * K],
+                                                    &xd[t * nb], &xs[t * nb], nb);
+        continue;
+      }
       for (int64_t t = 0; t < n; ++t) {
         double acc = 0;
         for (int64_t b = 0; b < nb; ++b) {

@@ -19,14 +19,26 @@ namespace tessera::kernels::ref {
 //   kWeightType (GGUF), x as is for kNone (the default; HF safetensors semantics).
 //   Q8_0 / Q4_0: x quantised per 32-block (quantize_act_block), then per block
 //                fp16(d_w) * fp16(d_x) * sum(q_w q_x)  (Q4_0: q_w - 8)
-//   Q4_1:        x as Q8_1: fp16(d_w) * fp16(d_x) * sum(q_w q_x) + m_w * s_x
-// so every path matches llama.cpp up to f32 summation order.
+//   Q4_1:        x as Q8_1: fp16(d_w) * fp16(d_x) * sum(q_w q_x) + m_w * s_x, summed in
+//                f32 in exactly llama.cpp's order (q4_1_dot_ggml_order), not in double
+// so every path matches llama.cpp up to f32 summation order (Q4_1: bit for bit).
 void matmul_rows(const WeightMatrix& w, const float* x, int64_t n, float* y, int64_t x_stride,
                  int64_t y_stride, int64_t r0, int64_t r1);
 void matmul(const WeightMatrix& w, const float* x, int64_t n, float* y, int64_t x_stride = 0,
             int64_t y_stride = 0);
 
 void dequantize_row(DType t, const void* src, float* out, int64_t n);
+
+// One output of a Q4_1 matmul, bit for bit as the x86 (AVX2) ggml_vec_dot_q4_1_q8_1 of
+// llama.cpp computes it, over nb blocks of w and of x (q: 32 int8 per block, xd =
+// fp16(d_x), xs = s_x as f32): per block 8 int32 lanes (lane l = elements 4l..4l+3, where
+// elements 0-15 are the low nibbles of qs[0..15] and 16-31 the high ones),
+// acc[l] = fma(fp16(d_w) * d_x, float(lane), acc[l]); summs = fma(m_w, s_x, summs); then
+// the 8 lanes are reduced as hsum_float_8 does and summs is added last. The m_w s_x term
+// nearly cancels sum(d q q), so its f32 rounding is ~1e-5 of |y| and any other order
+// differs from llama.cpp by that much - enough to flip a downstream Q8_1 rounding.
+float q4_1_dot_ggml_order(const BlockQ4_1* w, const int8_t* xq, const float* xd, const float* xs,
+                          int64_t nb);
 
 // One 32-block of activations as llama.cpp's x86 quantize_row_q8_0 / q8_1 quantise it:
 // d = amax / 127, q = round-half-even(x * (127 / amax)) (0 when amax == 0);

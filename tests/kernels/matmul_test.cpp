@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <tuple>
+#include <utility>
 
 #include "kernels/isa_kernels.h"
 #include "kernels/ops.h"
@@ -204,6 +205,30 @@ TEST(MatmulBf16Dot, MatchesRoundedReference) {
 }
 
 // Thread counts 1 and 2 agree (each is deterministic; splits differ only by rows).
+// Q4_1 follows llama.cpp's f32 operation order (ref::q4_1_dot_ggml_order): every ISA
+// level, GEMV and GEMM, odd block counts and row tails give the reference bit for bit.
+TEST(MatmulQ41, BitIdenticalToGgmlOrderOnEveryIsa) {
+  std::mt19937 rng(41);
+  for (const auto& [rows, cols] : {std::pair<int64_t, int64_t>{13, 160}, {64, 576}, {7, 32}}) {
+    const auto wb = make_weights(rng, DType::kQ4_1, rows, cols);
+    const WeightMatrix w{DType::kQ4_1, rows, cols, wb.data(), 0, ActRounding::kWeightType};
+    auto x = random_vec(rng, 37 * cols);
+    for (size_t i = 0; i < x.size(); i += 5) x[i] *= 30.0f;
+    for (int64_t n : {1, 3, 37}) {
+      std::vector<float> yref(n * rows), y(n * rows);
+      ref::matmul(w, x.data(), n, yref.data());
+      for (const Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Bf16}) {
+        if (isa > detected_isa()) continue;
+        ScopedIsa scoped(isa);
+        ThreadPool pool(2);
+        matmul(pool, w, x.data(), n, y.data());
+        for (int64_t i = 0; i < n * rows; ++i)
+          ASSERT_EQ(y[i], yref[i]) << isa_name(isa) << " " << rows << "x" << cols << " n " << n << " at " << i;
+      }
+    }
+  }
+}
+
 TEST(MatmulThreads, OneAndTwoThreadsAgree) {
   std::mt19937 rng(11);
   for (DType t : {DType::kF32, DType::kQ4_0}) {
