@@ -63,7 +63,10 @@ class CoordinatorClient {
   const std::vector<WorkerInfo>& workers() const { return workers_; }
 
   // Every call goes to all workers concurrently; results are in endpoint order. The
-  // future fails with the first error as soon as one worker fails.
+  // future fails with the first error as soon as one worker fails. When the timeout
+  // passes, the error names every worker whose call has not returned: ranks blocked in a
+  // collective with a hung peer time out too, so that list is an upper bound containing
+  // the hung rank; each listed worker is marked failed.
   std::future<std::vector<WorkerStatsValue>> load_shard_async(const LoadShardRequest& request);
   std::future<std::vector<WorkerStep>> run_step_async(const StepPlan& plan);
   std::future<void> release_async(std::span<const uint64_t> seq_ids);

@@ -70,7 +70,9 @@ sigstop_rank3() { kill -STOP "$(rank_pid "$TMP/fault-model" 3)"; }
 
 fault "SIGKILL of rank 3 (host h1)" "error: .*rank 3|process rank 3 .*signal 9" sigkill_rank3
 fault "ip link set eth0 down on host h1" "lost communication with a remote daemon|error: .*rank [23] .*did not answer" link_down_h1
-fault "SIGSTOP of rank 3 (host h1), --step-timeout 10" "error: .*rank [23] .*did not answer" sigstop_rank3
+# The timeout names every rank whose step had not returned (its TP and PP peers wait for it
+# in collectives): the stopped rank 3 must be among them.
+fault "SIGSTOP of rank 3 (host h1), --step-timeout 10" "error: .*rank 3 \(h1 .*did not answer runStep" sigstop_rank3
 # A rank that never starts (here: rank 1 only after 20 s): the start-up time limit ends
 # the job with a message instead of a hang in MPI_Init.
 t0=$(now_ms)
