@@ -102,10 +102,10 @@ void matmul_vec(const MatmulFns& f, ThreadPool& pool, const WeightMatrix& w, con
     split(pool, n >= 4 ? n * w.cols * 64 : 0, n, [&](int64_t t0, int64_t t1, int) {
       for (int64_t t = t0; t < t1; ++t) f.quantize_acts(w.dtype, x + t * xs, w.cols, xq + t * np);
     });
-    // Q4_1 runs on every vector level in llama.cpp's exact f32 order (AVX2 kernel, see
+    // Q4_1 with ggml_q41_order runs llama.cpp's exact f32 order (AVX2 kernel, see
     // ref::q4_1_dot_ggml_order): its m_w s_x term nearly cancels the rest, so another
-    // summation order is ~1e-5 |y| off llama.cpp, which flips downstream Q8_1 roundings.
-    const auto qrows = w.dtype == DType::kQ4_1 ? avx2::qgemm_rows : f.qgemm_rows;
+    // summation order is ~1e-5 |y| off llama.cpp, which can flip Q8_1 roundings downstream.
+    const auto qrows = w.dtype == DType::kQ4_1 && w.ggml_q41_order ? avx2::qgemm_rows : f.qgemm_rows;
     constexpr int64_t kRowUnit = 4;
     split(pool, macs, ceil_div(w.rows, kRowUnit), [&](int64_t u0, int64_t u1, int) {
       qrows(w, xq, n, y, ys, u0 * kRowUnit, std::min(w.rows, u1 * kRowUnit));

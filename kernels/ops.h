@@ -36,6 +36,11 @@ struct WeightMatrix {
   const void* data = nullptr;
   int64_t row_stride = 0;  // bytes between rows; 0 means dtype_row_bytes(dtype, cols)
   ActRounding act_rounding = ActRounding::kNone;  // F16 / BF16 only, see above
+  // Q4_1 only: add each dot in ggml_vec_dot_q4_1_q8_1's exact f32 order (bit-identical
+  // to llama.cpp per matmul) instead of the fast AVX-512 order. Off by default: it
+  // costs ~40% of Q4_1 speed and, because other ops still differ from ggml in the last
+  // ulp, does not make whole-model logits equal llama.cpp's (docs/KERNELS.md).
+  bool ggml_q41_order = false;
 };
 
 // True when matmul rounds x to w.dtype before the dot product (F16 / BF16 + kWeightType).

@@ -205,13 +205,14 @@ TEST(MatmulBf16Dot, MatchesRoundedReference) {
 }
 
 // Thread counts 1 and 2 agree (each is deterministic; splits differ only by rows).
-// Q4_1 follows llama.cpp's f32 operation order (ref::q4_1_dot_ggml_order): every ISA
-// level, GEMV and GEMM, odd block counts and row tails give the reference bit for bit.
+// Q4_1 with ggml_q41_order follows llama.cpp's f32 operation order
+// (ref::q4_1_dot_ggml_order): every ISA level, GEMV and GEMM, odd block counts and row
+// tails give the reference bit for bit.
 TEST(MatmulQ41, BitIdenticalToGgmlOrderOnEveryIsa) {
   std::mt19937 rng(41);
   for (const auto& [rows, cols] : {std::pair<int64_t, int64_t>{13, 160}, {64, 576}, {7, 32}}) {
     const auto wb = make_weights(rng, DType::kQ4_1, rows, cols);
-    const WeightMatrix w{DType::kQ4_1, rows, cols, wb.data(), 0, ActRounding::kWeightType};
+    const WeightMatrix w{DType::kQ4_1, rows, cols, wb.data(), 0, ActRounding::kWeightType, /*ggml_q41_order=*/true};
     auto x = random_vec(rng, 37 * cols);
     for (size_t i = 0; i < x.size(); i += 5) x[i] *= 30.0f;
     for (int64_t n : {1, 3, 37}) {
