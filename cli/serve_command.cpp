@@ -5,19 +5,26 @@
 #include <csignal>
 #include <thread>
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
+#include <sstream>
 
+#include "checkpoint/gguf_reader.h"
 #include "checkpoint/open.h"
 #include "cli/args.h"
 #include "cli/cluster.h"
 #include "cli/commands.h"
 #include "cli/model_flags.h"
 #include "common/error.h"
+#include "common/json.h"
 #include "coordinator/model_tokenizer.h"
 #include "coordinator/serving_loop.h"
 #include "server/capnp_server.h"
 #include "server/http_server.h"
+#include "server/openai_api.h"
 #include "worker/worker.h"
 
 namespace tessera::cli {
@@ -39,7 +46,94 @@ std::string default_model_name(const std::string& path) {
   return name;
 }
 
-int serve(const Args& a, StepRunner& runner, const Tokenizer& tok) {
+// The checkpoint's Jinja chat template and where it came from: the GGUF key
+// tokenizer.chat_template, else chat_template in a tokenizer_config.json next to the
+// model (or next to --tokenizer). nullopt when there is none.
+struct FoundTemplate {
+  std::string text;
+  std::string source;
+};
+
+std::optional<FoundTemplate> checkpoint_chat_template(const std::string& model_path,
+                                                      const checkpoint::Checkpoint& ck,
+                                                      const std::string& tokenizer_path) {
+  namespace fs = std::filesystem;
+  if (ck.format() == "gguf") {
+    std::optional<std::string> t;
+    if (const auto* g = dynamic_cast<const checkpoint::GgufReader*>(&ck)) {
+      t = g->metadata().opt_string("tokenizer.chat_template");
+    } else if (fs::is_regular_file(model_path)) {
+      t = checkpoint::GgufReader(model_path).metadata().opt_string("tokenizer.chat_template");
+    }
+    if (t && !t->empty()) return FoundTemplate{*t, "GGUF tokenizer.chat_template"};
+  }
+  std::vector<fs::path> dirs;
+  for (const std::string& p : {model_path, tokenizer_path}) {
+    if (p.empty()) continue;
+    const fs::path path(p);
+    dirs.push_back(fs::is_directory(path) ? path : path.parent_path());
+  }
+  for (const fs::path& dir : dirs) {
+    const fs::path config = (dir.empty() ? fs::path(".") : dir) / "tokenizer_config.json";
+    std::ifstream in(config, std::ios::binary);
+    if (!in) continue;
+    std::stringstream text;
+    text << in.rdbuf();
+    Json root;
+    try {
+      root = Json::parse(text.str(), config.string());
+    } catch (const Error& e) {  // a broken side file must not stop serving
+      std::cerr << "tessera serve: ignoring " << e.what() << std::endl;
+      continue;
+    }
+    const Json* t = root.find("chat_template");
+    if (!t || t->is_null()) continue;
+    const std::string source = config.string() + " chat_template";
+    if (t->is_string()) {
+      if (!t->as_string().empty()) return FoundTemplate{t->as_string(), source};
+      continue;
+    }
+    // Newer configs: a list of {"name": ..., "template": ...}; "default" first.
+    if (t->is_array()) {
+      const Json* chosen = nullptr;
+      for (const Json& e : t->as_array()) {
+        const Json* name = e.find("name");
+        const Json* tmpl = e.find("template");
+        if (!tmpl || !tmpl->is_string()) continue;
+        if (!chosen || (name && name->is_string() && name->as_string() == "default")) chosen = tmpl;
+      }
+      if (chosen) return FoundTemplate{chosen->as_string(), source};
+    }
+  }
+  return std::nullopt;
+}
+
+// --chat-template auto: the built-in renderer matching the checkpoint's template;
+// plain, with a one-line notice naming what was found, when none matches.
+std::string auto_chat_template(const std::string& model_path, const checkpoint::Checkpoint& ck,
+                               const std::string& tokenizer_path) {
+  const auto found = checkpoint_chat_template(model_path, ck, tokenizer_path);
+  if (!found) {
+    std::cerr << "tessera serve: no chat template in the checkpoint; using the plain chat template "
+                 "(--chat-template to choose)" << std::endl;
+    return "plain";
+  }
+  const std::string name = server::chat_template_name(found->text);
+  if (name != "plain") {
+    std::cerr << "tessera serve: chat template " << name << " (recognised in " << found->source << ")" << std::endl;
+    return name;
+  }
+  std::string head = found->text.substr(0, 60);
+  for (char& c : head)
+    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+  std::cerr << "tessera serve: " << found->source << " (" << found->text.size() << " bytes, starting \""
+            << head << (found->text.size() > head.size() ? "..." : "")
+            << "\") matches none of chatml, llama2, llama3, zephyr; using the plain chat template "
+               "(--chat-template to choose)" << std::endl;
+  return "plain";
+}
+
+int serve(const Args& a, StepRunner& runner, const Tokenizer& tok, const checkpoint::Checkpoint& ck) {
   TESSERA_REQUIRE(tok.vocab_size() <= runner.config().vocab_size, ErrorKind::kInvalidInput, "the tokenizer has ",
                   tok.vocab_size(), " tokens but the model only ", runner.config().vocab_size);
   SchedulerConfig sc;
@@ -63,9 +157,10 @@ int serve(const Args& a, StepRunner& runner, const Tokenizer& tok) {
   ho.api_key = a.str("api-key");
   ho.model_name = a.has("model-name") ? a.str("model-name") : default_model_name(a.str("model"));
   ho.chat_template = a.str("chat-template");
-  TESSERA_REQUIRE(ho.chat_template == "plain" || ho.chat_template == "chatml" || ho.chat_template == "llama2" ||
+  TESSERA_REQUIRE(ho.chat_template == "auto" || ho.chat_template == "plain" || ho.chat_template == "chatml" || ho.chat_template == "llama2" ||
                       ho.chat_template == "llama3" || ho.chat_template == "zephyr",
-                  ErrorKind::kInvalidInput, "--chat-template must be plain, chatml, llama2, llama3 or zephyr");
+                  ErrorKind::kInvalidInput, "--chat-template must be auto, plain, chatml, llama2, llama3 or zephyr");
+  if (ho.chat_template == "auto") ho.chat_template = auto_chat_template(a.str("model"), ck, a.str("tokenizer"));
   ho.max_body_bytes = a.int64("max-body-bytes");
   ho.limits.model = ho.model_name;
   ho.limits.max_context = loop.config().max_context;
@@ -123,7 +218,8 @@ int run_serve(int argc, char** argv) {
          "(port 0: any free port, printed at start)");
   a.flag("api-key", "KEY", "require 'Authorization: Bearer KEY' on /v1/ endpoints");
   a.flag("model-name", "NAME", "the model id clients must send; default: the checkpoint's file name without extension");
-  a.flag("chat-template", "NAME", "chat prompt format: plain, chatml, llama2, llama3 or zephyr", "plain");
+  a.flag("chat-template", "NAME", "chat prompt format: auto (recognised in the checkpoint's chat template, plain "
+         "when none matches), plain, chatml, llama2, llama3 or zephyr", "auto");
   a.flag("max-batch-tokens", "N", "tokens per step: decodes plus prefill chunks (chunked prefill)", "256");
   a.flag("max-running", "N", "sequences batched together at most", "64");
   a.flag("max-queue", "N", "requests waiting at most; beyond it the server answers 429", "256");
@@ -138,7 +234,7 @@ int run_serve(int argc, char** argv) {
   TESSERA_REQUIRE(a.int64("kv-tokens") >= 1, ErrorKind::kInvalidInput, "--kv-tokens must be >= 1");
   auto body = [&](StepRunner& runner, const checkpoint::Checkpoint& ck) -> int {
     auto tokenizer = load_model_tokenizer(a.str("model"), ck, a.str("tokenizer"));
-    return serve(a, runner, *tokenizer);
+    return serve(a, runner, *tokenizer, ck);
   };
   WorkerOptions wo = worker_options_from(a);
   wo.kv_blocks = (a.int64("kv-tokens") + wo.kv_block_size - 1) / wo.kv_block_size;

@@ -242,7 +242,11 @@ std::string chat_template_name(std::string_view jinja) {
   if (jinja.find("<|im_start|>") != std::string_view::npos) return "chatml";
   if (jinja.find("<|start_header_id|>") != std::string_view::npos) return "llama3";
   if (jinja.find("[INST]") != std::string_view::npos) return "llama2";
-  if (jinja.find("<|user|>") != std::string_view::npos) return "zephyr";
+  // Zephyr ends every turn with the EOS token (a literal "</s>" or eos_token); Phi-3's
+  // <|user|>/<|assistant|> turns end with <|end|> instead and are not Zephyr.
+  const auto has = [&](std::string_view s) { return jinja.find(s) != std::string_view::npos; };
+  if (has("<|user|>") && has("<|assistant|>") && (has("</s>") || has("eos_token")) && !has("<|end|>"))
+    return "zephyr";
   return "plain";
 }
 

@@ -65,10 +65,14 @@ CompletionRequest parse_completion_request(std::string_view body, bool chat, con
 bool valid_utf8(std::string_view s);
 
 // The plain fallback chat template and the common patterns, chosen by name:
-// "plain", "chatml", "llama2", "llama3", "zephyr"; or "auto": guessed from a Jinja
-// template string (the checkpoint's tokenizer.chat_template), plain when unknown.
+// "plain", "chatml", "llama2", "llama3", "zephyr" (anything else renders as plain).
 std::string render_chat(const std::vector<ChatMessage>& messages, std::string_view template_name,
                         std::string_view bos = "", std::string_view eos = "");
-std::string chat_template_name(std::string_view jinja);  // "chatml", ..., "plain"
+// The built-in renderer a checkpoint's Jinja chat template (GGUF
+// tokenizer.chat_template, or chat_template in tokenizer_config.json) corresponds to,
+// recognised by its markers, not run: "<|im_start|>" chatml, "<|start_header_id|>"
+// llama3, "[INST]" llama2, "<|user|>" + "<|assistant|>" + "</s>"/eos_token zephyr;
+// "plain" for anything else (and for ""). `tessera serve --chat-template auto`.
+std::string chat_template_name(std::string_view jinja);
 
 }  // namespace tessera::server

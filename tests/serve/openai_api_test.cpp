@@ -99,5 +99,36 @@ TEST(OpenAiApi, ChatTemplates) {
   EXPECT_EQ(chat_template_name(""), "plain");
 }
 
+// `tessera serve --chat-template auto`: checkpoint templates (abridged from the models'
+// own) mapped to the built-in renderers by their markers.
+TEST(OpenAiApi, ChatTemplateDetection) {
+  // SmolLM2-135M-Instruct's GGUF tokenizer.chat_template.
+  EXPECT_EQ(chat_template_name("{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+                               "{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM<|im_end|>\n' }}"
+                               "{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
+                               "'<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}"
+                               "{{ '<|im_start|>assistant\n' }}{% endif %}"),
+            "chatml");
+  EXPECT_EQ(chat_template_name("{{- bos_token }}{{- '<|start_header_id|>system<|end_header_id|>\n\n' }}"
+                               "{{- '<|eot_id|>' }}"),
+            "llama3");
+  EXPECT_EQ(chat_template_name("{{ bos_token + '[INST] ' + message['content'] + ' [/INST]' }}"
+                               "{{ ' ' + message['content'] + ' ' + eos_token }}"),
+            "llama2");
+  // Zephyr: literal </s> or eos_token after each turn.
+  EXPECT_EQ(chat_template_name("{{ '<|user|>\n' + message['content'] + eos_token }}"
+                               "{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}"),
+            "zephyr");
+  EXPECT_EQ(chat_template_name("<|user|>\n{{ m }}</s>\n<|assistant|>\n"), "zephyr");
+  // Phi-3 also says <|user|>/<|assistant|> but ends turns with <|end|>: not Zephyr.
+  EXPECT_EQ(chat_template_name("{{'<|user|>' + '\n' + message['content'] + '<|end|>' + '\n' + '<|assistant|>' + "
+                               "'\n'}}{{ eos_token }}"),
+            "plain");
+  EXPECT_EQ(chat_template_name("<|user|>\n{{ m }}"), "plain");  // no assistant turn, no EOS
+  // Unknown formats (Gemma) fall back to plain.
+  EXPECT_EQ(chat_template_name("{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}"),
+            "plain");
+}
+
 }  // namespace
 }  // namespace tessera::server
