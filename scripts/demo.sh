@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on a fresh machine: install, build, then generate text from the bundled
 # stories260K model split over 4 MPI ranks (tensor parallel 2 x pipeline parallel 2).
-# The greedy output equals the single-process run and llama2.c's published text.
+# The greedy output equals the single-process run (tests/distributed checks that, and
+# that `--steps 256 --sampler llama2c` reproduces llama2.c's published text).
 #   scripts/demo.sh [extra tessera generate flags...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
