@@ -239,24 +239,12 @@ struct CapnpServer::Impl : public kj::TaskSet::ErrorHandler {
         prompt = tok.encode(rendered, true, /*parse_special=*/true);
       } else if (!r.prompt_tokens.empty()) {
         prompt = r.prompt_tokens[0];
-        for (int32_t id : prompt)
-          if (id >= tok.vocab_size())
-            throw ApiError(400, "token id " + std::to_string(id) + " is outside the vocabulary of " +
-                                    std::to_string(tok.vocab_size()), "prompt");
+        check_prompt_token_ids(prompt, tok.vocab_size());
       } else {
         prompt = tok.encode(r.prompts.at(0), /*add_special=*/true);
         if (prompt.empty() && tok.bos_id() >= 0) prompt.push_back(tok.bos_id());
       }
-      const char* prompt_field = chat ? "messages" : "prompt";
-      const int64_t ctx = options.limits.max_context;
-      if (prompt.empty()) throw ApiError(400, "the prompt is empty", prompt_field);
-      if (static_cast<int64_t>(prompt.size()) > ctx)
-        throw ApiError(400, "the prompt has " + std::to_string(prompt.size()) + " tokens, more than the context of " +
-                                std::to_string(ctx), prompt_field);
-      if (r.max_tokens && static_cast<int64_t>(prompt.size()) + *r.max_tokens > ctx)
-        throw ApiError(400, "the prompt (" + std::to_string(prompt.size()) + " tokens) plus max_tokens (" +
-                                std::to_string(*r.max_tokens) + ") exceeds the context of " + std::to_string(ctx),
-                       "max_tokens");
+      check_prompt_fits(prompt.size(), r, options.limits.max_context, chat ? "messages" : "prompt");
     } catch (const ApiError& e) {
       metrics.error(e.status == 404 ? "not_found" : "invalid_request");
       refuse(e);
@@ -264,9 +252,7 @@ struct CapnpServer::Impl : public kj::TaskSet::ErrorHandler {
     const int64_t ctx = options.limits.max_context;
     SequenceRequest sr;
     sr.prompt = prompt;
-    sr.max_tokens = r.max_tokens ? *r.max_tokens
-                                 : (chat ? ctx - static_cast<int64_t>(prompt.size())
-                                         : std::min<int64_t>(16, ctx - static_cast<int64_t>(prompt.size())));
+    sr.max_tokens = default_max_tokens(r, chat, ctx, prompt.size());
     sr.sampling.temperature = r.temperature;
     sr.sampling.top_p = r.top_p;
     sr.sampling.top_k = r.top_k;

@@ -237,23 +237,13 @@ struct HttpServer::Impl final : public kj::HttpService {
         job->prompt_texts.push_back(p);
       }
       for (const auto& ids : r.prompt_tokens) {
-        for (int32_t id : ids)
-          if (id >= tok.vocab_size()) throw ApiError(400, "token id " + std::to_string(id) + " is outside the vocabulary of " + std::to_string(tok.vocab_size()), "prompt");
+        check_prompt_token_ids(ids, tok.vocab_size());
         prompts.push_back(ids);
         job->prompt_texts.push_back(tok.decode(ids));
       }
     }
     const int64_t ctx = options.limits.max_context;
-    for (const auto& p : prompts) {
-      if (p.empty()) throw ApiError(400, "the prompt is empty", prompt_field);
-      if (static_cast<int64_t>(p.size()) > ctx)
-        throw ApiError(400, "the prompt has " + std::to_string(p.size()) + " tokens, more than the context of " +
-                                std::to_string(ctx), prompt_field, "invalid_request_error", "context_length_exceeded");
-      if (r.max_tokens && static_cast<int64_t>(p.size()) + *r.max_tokens > ctx)
-        throw ApiError(400, "the prompt (" + std::to_string(p.size()) + " tokens) plus max_tokens (" +
-                                std::to_string(*r.max_tokens) + ") exceeds the context of " + std::to_string(ctx),
-                       "max_tokens", "invalid_request_error", "context_length_exceeded");
-    }
+    for (const auto& p : prompts) check_prompt_fits(p.size(), r, ctx, prompt_field);
     for (const auto& s : r.stop) job->max_stop = std::max(job->max_stop, s.size());
     std::vector<int32_t> stop_tokens;
     for (int32_t id = 0; id < tok.vocab_size(); ++id)
@@ -264,9 +254,7 @@ struct HttpServer::Impl final : public kj::HttpService {
       for (int64_t j = 0; j < r.n; ++j) {
         SequenceRequest sr;
         sr.prompt = prompts[pi];
-        sr.max_tokens = r.max_tokens ? *r.max_tokens
-                                     : (chat ? ctx - static_cast<int64_t>(sr.prompt.size())
-                                             : std::min<int64_t>(16, ctx - static_cast<int64_t>(sr.prompt.size())));
+        sr.max_tokens = default_max_tokens(r, chat, ctx, sr.prompt.size());
         sr.sampling.temperature = r.temperature;
         sr.sampling.top_p = r.top_p;
         sr.sampling.top_k = r.top_k;

@@ -289,4 +289,29 @@ std::string render_chat(const std::vector<ChatMessage>& messages, std::string_vi
   return out;
 }
 
+void check_prompt_token_ids(const std::vector<int32_t>& ids, int32_t vocab_size) {
+  for (int32_t id : ids)
+    if (id >= vocab_size)
+      throw ApiError(400, "token id " + std::to_string(id) + " is outside the vocabulary of " +
+                              std::to_string(vocab_size), "prompt");
+}
+
+void check_prompt_fits(size_t prompt_tokens, const CompletionRequest& r, int64_t ctx, const char* prompt_field) {
+  const auto n = static_cast<int64_t>(prompt_tokens);
+  if (n == 0) throw ApiError(400, "the prompt is empty", prompt_field);
+  if (n > ctx)
+    throw ApiError(400, "the prompt has " + std::to_string(n) + " tokens, more than the context of " +
+                            std::to_string(ctx), prompt_field, "invalid_request_error", "context_length_exceeded");
+  if (r.max_tokens && n + *r.max_tokens > ctx)
+    throw ApiError(400, "the prompt (" + std::to_string(n) + " tokens) plus max_tokens (" +
+                            std::to_string(*r.max_tokens) + ") exceeds the context of " + std::to_string(ctx),
+                   "max_tokens", "invalid_request_error", "context_length_exceeded");
+}
+
+int64_t default_max_tokens(const CompletionRequest& r, bool chat, int64_t ctx, size_t prompt_tokens) {
+  if (r.max_tokens) return *r.max_tokens;
+  const int64_t room = ctx - static_cast<int64_t>(prompt_tokens);
+  return chat ? room : std::min<int64_t>(16, room);
+}
+
 }  // namespace tessera::server

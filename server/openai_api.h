@@ -61,6 +61,17 @@ struct CompletionRequest {
 // valid UTF-8 JSON.
 CompletionRequest parse_completion_request(std::string_view body, bool chat, const ApiLimits& limits);
 
+// Checks shared by every front end (HTTP, Cap'n Proto) once a prompt is tokenised;
+// each throws ApiError 400 naming the field.
+//   token ids given directly must be inside the vocabulary;
+void check_prompt_token_ids(const std::vector<int32_t>& ids, int32_t vocab_size);
+//   the prompt must be non-empty, fit the context, and leave room for max_tokens.
+void check_prompt_fits(size_t prompt_tokens, const CompletionRequest& r, int64_t max_context,
+                       const char* prompt_field);
+// max_tokens when the request does not say: the rest of the context for chat, at most
+// 16 for completions (OpenAI's default).
+int64_t default_max_tokens(const CompletionRequest& r, bool chat, int64_t max_context, size_t prompt_tokens);
+
 // True when s is valid UTF-8 (no overlongs, surrogates or code points > U+10FFFF).
 bool valid_utf8(std::string_view s);
 
