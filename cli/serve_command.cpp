@@ -143,6 +143,9 @@ int serve(const Args& a, StepRunner& runner, const Tokenizer& tok, const checkpo
   sc.max_context = runner.config().max_seq_len;
   if (a.int64("ctx") > 0) sc.max_context = std::min(sc.max_context, a.int64("ctx"));
   sc.prefix_caching = !a.on("no-prefix-cache");
+  const double max_step_ms = a.real("max-step-ms");
+  TESSERA_REQUIRE(max_step_ms >= 0, ErrorKind::kInvalidInput, "--max-step-ms must be >= 0, got ", max_step_ms);
+  sc.max_step_seconds = max_step_ms / 1000;
   ServingLoop loop(runner, sc);
 
   server::HttpServerOptions ho;
@@ -222,6 +225,9 @@ int run_serve(int argc, char** argv) {
          "when none matches), plain, chatml, llama2, llama3 or zephyr", "auto");
   a.flag("max-batch-tokens", "N", "tokens per step: decodes plus prefill chunks (chunked prefill)", "256");
   a.flag("max-running", "N", "sequences batched together at most", "64");
+  a.flag("max-step-ms", "MS", "bound each step's predicted time (so every running request's inter-token latency): "
+         "prefill chunks shrink and admission waits to keep steps under it, from a step-time model learnt online; "
+         "0: bound tokens only (--max-batch-tokens)", "0");
   a.flag("max-queue", "N", "requests waiting at most; beyond it the server answers 429", "256");
   a.flag("kv-tokens", "N", "KV cache positions shared by all sequences (a multiple of --kv-block-size)", "16384");
   a.flag("max-body-bytes", "N", "largest request body", "1048576");

@@ -29,6 +29,7 @@ class RpcStepRunner final : public StepRunner {
   int64_t kv_blocks() const override { return kv_blocks_; }
   int64_t kv_block_size() const override { return kv_block_size_; }
   const StepTimeSplit& time_split() const { return split_; }
+  std::vector<RankStepTime> rank_step_times() const override { return ranks_; }
 
  private:
   StepResult collect(std::vector<rpc::WorkerStep> steps, size_t n_sequences, double wall);
@@ -38,6 +39,7 @@ class RpcStepRunner final : public StepRunner {
   ModelConfig config_;
   int64_t kv_blocks_, kv_block_size_;
   StepTimeSplit split_;
+  std::vector<RankStepTime> ranks_;  // indexed by world rank
 };
 
 }  // namespace tessera

@@ -139,7 +139,7 @@ void Scheduler::publish_blocks(Sequence& s) {
   }
 }
 
-Scheduler::Iteration Scheduler::schedule() {
+Scheduler::Iteration Scheduler::schedule(const StepCostModel* cost) {
   Iteration it;
   it.plan.step_id = next_step_++;
   const int64_t preempted_before = preemptions_;
@@ -183,12 +183,36 @@ Scheduler::Iteration Scheduler::schedule() {
     return std::any_of(running_.begin(), running_.end(), [&](const SeqPtr& p) { return p.get() == s; });
   };
 
+  // The time bound: what the plan so far is predicted to cost, and the largest slice
+  // of up to n_max tokens after pos0 that still fits (binary search: cost grows with n).
+  const bool timed = cost != nullptr && config_.max_step_seconds > 0 && cost->ready();
+  StepShape planned;
+  auto plan_slice = [&](Sequence& s, int64_t n) {
+    planned.tokens += n;
+    planned.attended += attended_pairs(s.computed, n);
+    add_slice(s, n, it.plan);
+  };
+  auto time_fit = [&](int64_t pos0, int64_t n_max) -> int64_t {
+    if (!timed) return n_max;
+    auto fits = [&](int64_t n) {
+      return cost->predict({planned.tokens + n, planned.attended + attended_pairs(pos0, n)}) <= config_.max_step_seconds;
+    };
+    int64_t lo = 0, hi = n_max;  // fits(lo) assumed (adding nothing)
+    while (lo < hi) {
+      const int64_t mid = lo + (hi - lo + 1) / 2;
+      if (fits(mid)) lo = mid; else hi = mid - 1;
+    }
+    // An empty plan always makes progress: at least a block's worth of tokens.
+    if (lo == 0 && it.plan.sequences.empty()) lo = std::min(n_max, bs);
+    return lo;
+  };
+
   // 2. Decodes: one token each.
   for (Sequence* s : order) {
     if (budget <= 0) break;
     if (!is_running(s) || static_cast<int64_t>(s->tokens.size()) - s->computed != 1) continue;
     if (!reserve(*s, s->computed + 1, running_)) continue;
-    add_slice(*s, 1, it.plan);
+    plan_slice(*s, 1);
     --budget;
   }
   // 3. Prefill chunks of running sequences.
@@ -196,25 +220,39 @@ Scheduler::Iteration Scheduler::schedule() {
     if (budget <= 0) break;
     if (!is_running(s) || s->scheduled) continue;
     int64_t n = std::min<int64_t>(static_cast<int64_t>(s->tokens.size()) - s->computed, budget);
+    n = time_fit(s->computed, n);
     if (n <= 0) continue;
     auto fit = [&] { return (static_cast<int64_t>(s->table.size()) + cache_.available()) * bs - s->computed; };
     if (fit() <= 0 && !reserve(*s, s->computed + 1, running_)) continue;
     n = std::min(n, fit());
     CHECK(cache_.ensure(s->table, s->computed + n));
-    add_slice(*s, n, it.plan);
+    plan_slice(*s, n);
     budget -= n;
   }
   // 4. Admission, first come first served.
   while (!waiting_.empty() && budget > 0 && static_cast<int64_t>(running_.size()) < config_.max_running) {
     Sequence& s = *waiting_.front();
     CHECK(s.table.empty());
+    if (timed && !running_.empty()) {
+      // Once its prompt is in, it decodes next to every running sequence: that step
+      // must fit too, or admitting it would break the bound for everyone.
+      StepShape decode_all;
+      for (const auto& r : running_) {
+        decode_all.tokens += 1;
+        decode_all.attended += attended_pairs(static_cast<int64_t>(r->tokens.size()), 1);
+      }
+      decode_all.tokens += 1;
+      decode_all.attended += attended_pairs(static_cast<int64_t>(s.tokens.size()), 1);
+      if (cost->predict(decode_all) > config_.max_step_seconds) break;
+    }
     if (config_.prefix_caching && !s.req.prompt_logprobs) {
       const int64_t max_blocks = (static_cast<int64_t>(s.tokens.size()) - 1) / bs;
       s.table = cache_.match(s.tokens, max_blocks, &s.hashes);
       s.computed = static_cast<int64_t>(s.table.size()) * bs;
     }
     const int64_t fit = (static_cast<int64_t>(s.table.size()) + cache_.available()) * bs - s.computed;
-    const int64_t n = std::min({static_cast<int64_t>(s.tokens.size()) - s.computed, budget, fit});
+    int64_t n = std::min({static_cast<int64_t>(s.tokens.size()) - s.computed, budget, fit});
+    if (n > 0) n = time_fit(s.computed, n);
     if (n <= 0) {
       cache_.release(s.table);
       s.hashes.clear();
@@ -224,7 +262,7 @@ Scheduler::Iteration Scheduler::schedule() {
     CHECK(cache_.ensure(s.table, s.computed + n));
     running_.push_back(std::move(waiting_.front()));
     waiting_.pop_front();
-    add_slice(s, n, it.plan);
+    plan_slice(s, n);
     budget -= n;
   }
   it.preempted = preemptions_ - preempted_before;

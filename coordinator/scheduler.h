@@ -14,6 +14,8 @@
 // sequence not yet in this step is preempted by recompute: its blocks are released
 // (published full blocks stay cached, so recomputing is mostly a prefix hit), and it
 // goes back to the head of the queue with its generated tokens, which are re-prefilled.
+// With a step-time bound (SchedulerConfig::max_step_seconds) and a cost model, steps
+// are also sized by predicted time, not only by tokens.
 // apply() feeds the step's result back: sampled tokens, prompt logprobs (echo), and
 // finish reasons (stop token, max_tokens, context).
 #pragma once
@@ -25,6 +27,7 @@
 #include <vector>
 
 #include "coordinator/prefix_cache.h"
+#include "coordinator/step_cost_model.h"
 #include "worker/sampling.h"
 #include "worker/step.h"
 
@@ -36,6 +39,12 @@ struct SchedulerConfig {
   int64_t max_waiting = 256;       // queue bound: add() refuses beyond it
   int64_t max_context = 0;         // positions per sequence (prompt + generated)
   bool prefix_caching = true;
+  // Bound on a step's predicted wall time (StepCostModel), 0: none. Running sequences
+  // each produce one token per step, so this bounds their inter-token latency:
+  // prefill chunks shrink to what fits next to the decodes, and a request is admitted
+  // only while the decode step of every running sequence plus it still fits. Until
+  // the cost model has seen a few steps only the token budget applies.
+  double max_step_seconds = 0;
 };
 
 enum class FinishReason { kNone, kStop, kLength, kCancelled, kError };
@@ -78,7 +87,8 @@ class Scheduler {
     std::vector<SequenceEvent> finished;  // ended without running (cancel, max_tokens 0)
     int64_t preempted = 0;
   };
-  Iteration schedule();
+  // `cost` (may be null) predicts step times for config().max_step_seconds.
+  Iteration schedule(const StepCostModel* cost = nullptr);
   // The result of the plan schedule() returned last (same order).
   std::vector<SequenceEvent> apply(const StepPlan& plan, const StepResult& result);
 

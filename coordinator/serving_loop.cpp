@@ -114,12 +114,19 @@ void ServingLoop::run(const std::function<bool()>& should_stop) {
     dispatch(refused);
     for (auto& [id, reason] : cancels) scheduler_.finish(id, reason);
 
-    Scheduler::Iteration it = scheduler_.schedule();
+    Scheduler::Iteration it = scheduler_.schedule(&cost_);
     dispatch(it.finished);
     double wall = 0, forward = 0;
     int64_t tokens = 0;
+    StepShape shape;
+    double predicted = 0;
     if (!it.plan.sequences.empty()) {
-      for (const auto& s : it.plan.sequences) tokens += static_cast<int64_t>(s.tokens.size());
+      for (const auto& s : it.plan.sequences) {
+        tokens += static_cast<int64_t>(s.tokens.size());
+        shape.attended += attended_pairs(s.pos0, static_cast<int64_t>(s.tokens.size()));
+      }
+      shape.tokens = tokens;
+      predicted = cost_.predict(shape);
       const auto t0 = std::chrono::steady_clock::now();
       StepResult result;
       try {
@@ -133,6 +140,7 @@ void ServingLoop::run(const std::function<bool()>& should_stop) {
       }
       wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       forward = result.forward_seconds;
+      cost_.observe(shape, wall);
       dispatch(scheduler_.apply(it.plan, result));
     }
     std::lock_guard<std::mutex> lock(mu_);
@@ -149,6 +157,8 @@ void ServingLoop::run(const std::function<bool()>& should_stop) {
       stats_.step_seconds += wall;
       stats_.forward_seconds += forward;
       stats_.last_step_seconds = wall;
+      stats_.last_step_predicted = predicted;
+      stats_.ranks = runner_.rank_step_times();
     }
   }
   // Shutting down: every open request ends.

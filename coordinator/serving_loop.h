@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "coordinator/scheduler.h"
+#include "coordinator/step_cost_model.h"
 #include "coordinator/step_runner.h"
 
 namespace tessera {
@@ -48,6 +49,8 @@ struct LoopStats {  // a snapshot for /metrics
   double step_seconds = 0;     // wall time of run_step, cumulative
   double forward_seconds = 0;  // the last stage's model forward, cumulative
   double last_step_seconds = 0;
+  double last_step_predicted = 0;  // the cost model's prediction for it (0: not ready)
+  std::vector<RankStepTime> ranks;  // per-rank cumulative step time
 };
 
 class ServingLoop {
@@ -75,6 +78,7 @@ class ServingLoop {
   StepRunner& runner_;
   SchedulerConfig config_;
   Scheduler scheduler_;  // loop thread only
+  StepCostModel cost_;   // loop thread only: learnt from every step's wall time
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

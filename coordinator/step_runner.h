@@ -6,12 +6,21 @@
 #include <functional>
 #include <memory>
 #include <utility>
+#include <vector>
 
 #include "model/config.h"
 #include "worker/step.h"
 #include "worker/worker.h"
 
 namespace tessera {
+
+// One rank's step time, cumulative over the steps run so far (for /metrics).
+struct RankStepTime {
+  int rank = 0;
+  double compute_seconds = 0;     // its model forward + sampling, collectives included
+  double collective_seconds = 0;  // of which data-plane collectives, where measured
+  int64_t steps = 0;
+};
 
 class StepRunner {
  public:
@@ -28,19 +37,28 @@ class StepRunner {
   virtual const ModelConfig& config() const = 0;
   virtual int64_t kv_blocks() const = 0;      // blocks in every worker's pool
   virtual int64_t kv_block_size() const = 0;  // positions per block
+  // Every rank's cumulative step time; call from the thread that runs steps.
+  virtual std::vector<RankStepTime> rank_step_times() const = 0;
 };
 
 // The whole model in this process.
 class LocalStepRunner final : public StepRunner {
  public:
   explicit LocalStepRunner(Worker& worker) : worker_(worker) {}
-  StepResult run_step(const StepPlan& plan) override { return worker_.run_step(plan); }
+  StepResult run_step(const StepPlan& plan) override {
+    StepResult r = worker_.run_step(plan);
+    time_.compute_seconds += r.forward_seconds + r.sample_seconds;
+    ++time_.steps;
+    return r;
+  }
+  std::vector<RankStepTime> rank_step_times() const override { return {time_}; }
   const ModelConfig& config() const override { return worker_.config(); }
   int64_t kv_blocks() const override { return worker_.kv_shape().n_blocks; }
   int64_t kv_block_size() const override { return worker_.kv_shape().block_size; }
 
  private:
   Worker& worker_;
+  RankStepTime time_;
 };
 
 }  // namespace tessera
