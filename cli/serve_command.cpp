@@ -146,7 +146,14 @@ int serve(const Args& a, StepRunner& runner, const Tokenizer& tok, const checkpo
   const double max_step_ms = a.real("max-step-ms");
   TESSERA_REQUIRE(max_step_ms >= 0, ErrorKind::kInvalidInput, "--max-step-ms must be >= 0, got ", max_step_ms);
   sc.max_step_seconds = max_step_ms / 1000;
-  ServingLoop loop(runner, sc);
+  std::unique_ptr<DraftProposer> drafts;
+  if (a.has("draft")) {
+    sc.speculative_k = static_cast<int32_t>(a.int64("draft-k"));
+    TESSERA_REQUIRE(sc.speculative_k >= 1 && sc.speculative_k <= 16, ErrorKind::kInvalidInput,
+                    "--draft-k must be in 1..16, got ", sc.speculative_k);
+    drafts = make_draft_proposer(a.str("draft"), a.str("model"), worker_options_from(a), runner.config().vocab_size);
+  }
+  ServingLoop loop(runner, sc, drafts.get());
 
   server::HttpServerOptions ho;
   const std::string http = a.str("http");
@@ -228,6 +235,10 @@ int run_serve(int argc, char** argv) {
   a.flag("max-step-ms", "MS", "bound each step's predicted time (so every running request's inter-token latency): "
          "prefill chunks shrink and admission waits to keep steps under it, from a step-time model learnt online; "
          "0: bound tokens only (--max-batch-tokens)", "0");
+  a.flag("draft", "PATH|int8|ngram", "speculative decoding (docs/SPECULATIVE.md) for every request that does "
+         "not ask for logprobs: a draft checkpoint with the target's vocabulary, an int8 copy of the target, or "
+         "prompt lookup; model drafts run in rank 0's process");
+  a.flag("draft-k", "K", "draft tokens verified per target pass (with --draft)", "4");
   a.flag("max-queue", "N", "requests waiting at most; beyond it the server answers 429", "256");
   a.flag("kv-tokens", "N", "KV cache positions shared by all sequences (a multiple of --kv-block-size)", "16384");
   a.flag("max-body-bytes", "N", "largest request body", "1048576");

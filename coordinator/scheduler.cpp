@@ -65,6 +65,7 @@ bool Scheduler::add(SequenceRequest request) {
   auto s = std::make_unique<Sequence>();
   s->tokens = request.prompt;
   s->rng_state = request.rng_state != 0 ? request.rng_state : 0x9E3779B97F4A7C15ull;
+  s->draft_rng = (s->rng_state ^ 0xD1B54A32D192ED03ull) | 1;
   s->req = std::move(request);
   waiting_.push_back(std::move(s));
   return true;
@@ -139,7 +140,7 @@ void Scheduler::publish_blocks(Sequence& s) {
   }
 }
 
-Scheduler::Iteration Scheduler::schedule(const StepCostModel* cost) {
+Scheduler::Iteration Scheduler::schedule(const StepCostModel* cost, DraftProposer* drafts) {
   Iteration it;
   it.plan.step_id = next_step_++;
   const int64_t preempted_before = preemptions_;
@@ -166,6 +167,7 @@ Scheduler::Iteration Scheduler::schedule(const StepCostModel* cost) {
   for (auto i = running_.begin(); i != running_.end();) {
     if ((*i)->finish != FinishReason::kNone) {
       cache_.release((*i)->table);
+      if (drafts != nullptr) drafts->release((*i)->req.id);
       it.plan.release.push_back((*i)->req.id);
       i = running_.erase(i);
     } else {
@@ -207,13 +209,49 @@ Scheduler::Iteration Scheduler::schedule(const StepCostModel* cost) {
     return lo;
   };
 
-  // 2. Decodes: one token each.
-  for (Sequence* s : order) {
+  // 2. Decodes: one token each, or the pending token plus a draft's proposals to verify.
+  std::vector<Sequence*> decoders;
+  for (Sequence* s : order)
+    if (static_cast<int64_t>(s->tokens.size()) - s->computed == 1) decoders.push_back(s);
+  std::vector<DraftRequest> proposals;
+  if (drafts != nullptr && config_.speculative_k > 0) {
+    for (Sequence* s : decoders) {
+      if (s->req.sampling.n_logprobs >= 0 || s->req.prompt_logprobs) continue;  // verify reports no logprobs
+      const int64_t room = std::min(s->req.max_tokens - s->generated - 1,
+                                    config_.max_context - static_cast<int64_t>(s->tokens.size()) - 1);
+      const int32_t k = static_cast<int32_t>(std::min<int64_t>(config_.speculative_k, room));
+      if (k <= 0) continue;
+      DraftRequest r;
+      r.seq_id = s->req.id;
+      r.ctx = s->tokens;
+      r.k = k;
+      r.sampling = s->req.sampling;
+      r.rng = &s->draft_rng;
+      proposals.push_back(std::move(r));
+    }
+    if (!proposals.empty()) drafts->propose(proposals);
+  }
+  size_t next_proposal = 0;
+  for (Sequence* s : decoders) {
+    DraftRequest* d = nullptr;
+    if (next_proposal < proposals.size() && proposals[next_proposal].seq_id == s->req.id) d = &proposals[next_proposal++];
     if (budget <= 0) break;
-    if (!is_running(s) || static_cast<int64_t>(s->tokens.size()) - s->computed != 1) continue;
-    if (!reserve(*s, s->computed + 1, running_)) continue;
-    plan_slice(*s, 1);
-    --budget;
+    if (!is_running(s)) continue;
+    int64_t k = d != nullptr ? static_cast<int64_t>(d->tokens.size()) : 0;
+    k = std::min(k, budget - 1);
+    if (!reserve(*s, s->computed + 1 + k, running_)) continue;
+    planned.tokens += 1 + k;
+    planned.attended += attended_pairs(s->computed, 1 + k);
+    add_slice(*s, 1, it.plan);
+    if (k > 0) {
+      SequenceStep& st = it.plan.sequences.back();
+      const size_t vocab = d->probs.empty() ? 0 : d->probs.size() / d->tokens.size();
+      st.draft_tokens.assign(d->tokens.begin(), d->tokens.begin() + k);
+      st.tokens.insert(st.tokens.end(), st.draft_tokens.begin(), st.draft_tokens.end());
+      if (vocab > 0) st.draft_probs.assign(d->probs.begin(), d->probs.begin() + static_cast<std::ptrdiff_t>(k * vocab));
+      st.n_outputs = static_cast<int32_t>(k + 1);
+    }
+    budget -= 1 + k;
   }
   // 3. Prefill chunks of running sequences.
   for (Sequence* s : order) {
@@ -296,24 +334,64 @@ std::vector<SequenceEvent> Scheduler::apply(const StepPlan& plan, const StepResu
         s->logprobs_done = q + 1;
       }
     }
-    publish_blocks(*s);
-    if (s->computed == static_cast<int64_t>(s->tokens.size()) && st.n_outputs > 0 && !out.samples.empty()) {
+    // One generated token: emitted unless the sequence is over (max_tokens, a stop token).
+    auto emit = [&](const SampleResult& sample) {
+      if (s->finish != FinishReason::kNone) return;
       if (s->generated >= s->req.max_tokens) {
         s->finish = FinishReason::kLength;
-      } else {
-        const SampleResult& sample = out.samples.back();
-        const auto& stops = s->req.stop_tokens;
-        if (std::find(stops.begin(), stops.end(), sample.token) != stops.end()) {
-          s->finish = FinishReason::kStop;
-        } else {
-          s->tokens.push_back(sample.token);
-          ++s->generated;
-          ev.token = sample;
-          if (s->generated >= s->req.max_tokens || static_cast<int64_t>(s->tokens.size()) >= config_.max_context)
-            s->finish = FinishReason::kLength;
-        }
+        return;
+      }
+      const auto& stops = s->req.stop_tokens;
+      if (std::find(stops.begin(), stops.end(), sample.token) != stops.end()) {
+        s->finish = FinishReason::kStop;
+        return;
+      }
+      s->tokens.push_back(sample.token);
+      ++s->generated;
+      if (s->generated >= s->req.max_tokens || static_cast<int64_t>(s->tokens.size()) >= config_.max_context)
+        s->finish = FinishReason::kLength;
+      SequenceEvent tok;
+      tok.id = s->req.id;
+      tok.token = sample;
+      tok.finish = s->finish;
+      tok.speculative = s->speculative;
+      events.push_back(std::move(tok));
+    };
+    if (out.accepted >= 0) {
+      // A verify step: the pending token and the accepted draft tokens now have K/V;
+      // the rejected positions' K/V is overwritten by the next step (rollback is this
+      // length change). samples = the accepted tokens, then the correction or bonus.
+      TESSERA_REQUIRE(out.accepted <= static_cast<int32_t>(st.draft_tokens.size()) &&
+                          out.samples.size() == static_cast<size_t>(out.accepted) + 1,
+                      ErrorKind::kInternal, "sequence ", st.seq_id, ": verify result with ", out.accepted,
+                      " accepted of ", st.draft_tokens.size(), " and ", out.samples.size(), " samples");
+      s->computed = st.pos0 + 1 + out.accepted;
+      ++s->speculative.verify_steps;
+      s->speculative.drafted += static_cast<int64_t>(st.draft_tokens.size());
+      s->speculative.accepted += out.accepted;
+      publish_blocks(*s);
+      const size_t before = events.size();
+      for (const SampleResult& sample : out.samples) emit(sample);
+      // The counts (and a stop found after the last emitted token) go on the last event.
+      if (events.size() > before && events.back().finish == s->finish) {
+        events.back().speculative = s->speculative;
+      } else if (events.size() > before || s->finish != FinishReason::kNone) {
+        ev.finish = s->finish;
+        ev.speculative = s->speculative;
+        events.push_back(std::move(ev));
+      }
+      continue;
+    }
+    publish_blocks(*s);
+    if (s->computed == static_cast<int64_t>(s->tokens.size()) && st.n_outputs > 0 && !out.samples.empty()) {
+      const size_t before = events.size();
+      emit(out.samples.back());
+      if (events.size() > before) {  // fold the token into this step's event
+        ev.token = events.back().token;
+        events.pop_back();
       }
     }
+    ev.speculative = s->speculative;
     ev.finish = s->finish;
     if (ev.token || ev.finish != FinishReason::kNone || !ev.prompt_logprobs.empty()) events.push_back(std::move(ev));
   }

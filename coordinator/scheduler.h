@@ -26,6 +26,7 @@
 #include <optional>
 #include <vector>
 
+#include "coordinator/draft_proposer.h"
 #include "coordinator/prefix_cache.h"
 #include "coordinator/step_cost_model.h"
 #include "worker/sampling.h"
@@ -45,6 +46,10 @@ struct SchedulerConfig {
   // only while the decode step of every running sequence plus it still fits. Until
   // the cost model has seen a few steps only the token budget applies.
   double max_step_seconds = 0;
+  // Speculative decoding (docs/SPECULATIVE.md): draft tokens proposed per decoding
+  // sequence and verified in one target pass (0: off; needs a DraftProposer in
+  // schedule()). Requests that want logprobs decode plainly.
+  int32_t speculative_k = 0;
 };
 
 enum class FinishReason { kNone, kStop, kLength, kCancelled, kError };
@@ -66,11 +71,19 @@ struct PromptLogprob {
   std::vector<TokenLogprob> top;
 };
 
+// A request's speculative decoding so far (cumulative).
+struct SpeculativeCounts {
+  int64_t verify_steps = 0;  // target passes that verified a draft
+  int64_t drafted = 0;       // draft tokens proposed
+  int64_t accepted = 0;      // of which the target accepted
+};
+
 struct SequenceEvent {
   uint64_t id = 0;
   std::vector<PromptLogprob> prompt_logprobs;
   std::optional<SampleResult> token;  // a new generated token
   FinishReason finish = FinishReason::kNone;
+  SpeculativeCounts speculative;
 };
 
 class Scheduler {
@@ -87,8 +100,9 @@ class Scheduler {
     std::vector<SequenceEvent> finished;  // ended without running (cancel, max_tokens 0)
     int64_t preempted = 0;
   };
-  // `cost` (may be null) predicts step times for config().max_step_seconds.
-  Iteration schedule(const StepCostModel* cost = nullptr);
+  // `cost` (may be null) predicts step times for config().max_step_seconds; `drafts`
+  // (may be null) proposes draft tokens when config().speculative_k > 0.
+  Iteration schedule(const StepCostModel* cost = nullptr, DraftProposer* drafts = nullptr);
   // The result of the plan schedule() returned last (same order).
   std::vector<SequenceEvent> apply(const StepPlan& plan, const StepResult& result);
 
@@ -108,6 +122,8 @@ class Scheduler {
     std::vector<int32_t> table;
     std::vector<uint64_t> hashes;    // published (or matched) full blocks, in order
     uint64_t rng_state = 1;
+    uint64_t draft_rng = 1;          // the draft's own stream (speculative decoding)
+    SpeculativeCounts speculative;
     FinishReason finish = FinishReason::kNone;
     bool scheduled = false;          // has a slice in the current plan
   };

@@ -2,6 +2,8 @@
 
 #include <glog/logging.h>
 
+#include <algorithm>
+
 #include "common/error.h"
 
 namespace tessera {
@@ -35,8 +37,8 @@ void RequestStream::on_ready(std::function<void()> ready) {
   ready();
 }
 
-ServingLoop::ServingLoop(StepRunner& runner, const SchedulerConfig& config)
-    : runner_(runner), config_(config), scheduler_(config, runner.kv_blocks(), runner.kv_block_size()) {
+ServingLoop::ServingLoop(StepRunner& runner, const SchedulerConfig& config, DraftProposer* drafts)
+    : runner_(runner), drafts_(drafts), config_(config), scheduler_(config, runner.kv_blocks(), runner.kv_block_size()) {
   config_ = scheduler_.config();  // with max_context resolved
 }
 
@@ -114,12 +116,14 @@ void ServingLoop::run(const std::function<bool()>& should_stop) {
     dispatch(refused);
     for (auto& [id, reason] : cancels) scheduler_.finish(id, reason);
 
-    Scheduler::Iteration it = scheduler_.schedule(&cost_);
+    Scheduler::Iteration it = scheduler_.schedule(&cost_, drafts_);
     dispatch(it.finished);
     double wall = 0, forward = 0;
     int64_t tokens = 0;
+    LoopStats spec;  // this step's speculative counts
     StepShape shape;
     double predicted = 0;
+    std::vector<SequenceEvent> events;
     if (!it.plan.sequences.empty()) {
       for (const auto& s : it.plan.sequences) {
         tokens += static_cast<int64_t>(s.tokens.size());
@@ -141,25 +145,43 @@ void ServingLoop::run(const std::function<bool()>& should_stop) {
       wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       forward = result.forward_seconds;
       cost_.observe(shape, wall);
-      dispatch(scheduler_.apply(it.plan, result));
+      for (size_t i = 0; i < it.plan.sequences.size() && i < result.outputs.size(); ++i) {
+        const SequenceStep& st = it.plan.sequences[i];
+        if (st.draft_tokens.empty()) continue;
+        ++spec.verify_steps;
+        spec.draft_tokens += static_cast<int64_t>(st.draft_tokens.size());
+        spec.accepted_tokens += std::max(0, result.outputs[i].accepted);
+        spec.verify_emitted += static_cast<int64_t>(result.outputs[i].samples.size());
+      }
+      events = scheduler_.apply(it.plan, result);
     }
-    std::lock_guard<std::mutex> lock(mu_);
-    stats_.waiting = scheduler_.waiting() + static_cast<int64_t>(inbox_.size());
-    stats_.running = scheduler_.running();
-    stats_.kv_blocks_used = scheduler_.blocks().used();
-    stats_.kv_blocks_free = scheduler_.blocks().available();
-    stats_.kv_blocks_cached = scheduler_.blocks().cached();
-    stats_.prefix_hit_blocks = scheduler_.blocks().hits();
-    stats_.preemptions = scheduler_.preemptions();
-    if (tokens > 0) {
-      ++stats_.steps;
-      stats_.step_tokens += tokens;
-      stats_.step_seconds += wall;
-      stats_.forward_seconds += forward;
-      stats_.last_step_seconds = wall;
-      stats_.last_step_predicted = predicted;
-      stats_.ranks = runner_.rank_step_times();
+    // The stats first, then the events: a client that has its answer sees the step in
+    // /metrics.
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stats_.waiting = scheduler_.waiting() + static_cast<int64_t>(inbox_.size());
+      stats_.running = scheduler_.running();
+      stats_.kv_blocks_used = scheduler_.blocks().used();
+      stats_.kv_blocks_free = scheduler_.blocks().available();
+      stats_.kv_blocks_cached = scheduler_.blocks().cached();
+      stats_.prefix_hit_blocks = scheduler_.blocks().hits();
+      stats_.preemptions = scheduler_.preemptions();
+      if (tokens > 0) {
+        ++stats_.steps;
+        stats_.step_tokens += tokens;
+        stats_.step_seconds += wall;
+        stats_.forward_seconds += forward;
+        stats_.last_step_seconds = wall;
+        stats_.last_step_predicted = predicted;
+        stats_.ranks = runner_.rank_step_times();
+        stats_.verify_steps += spec.verify_steps;
+        stats_.draft_tokens += spec.draft_tokens;
+        stats_.accepted_tokens += spec.accepted_tokens;
+        stats_.verify_emitted += spec.verify_emitted;
+        if (drafts_ != nullptr) stats_.draft_seconds = drafts_->seconds;
+      }
     }
+    dispatch(events);
   }
   // Shutting down: every open request ends.
   std::unordered_map<uint64_t, std::shared_ptr<RequestStream>> open;

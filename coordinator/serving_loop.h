@@ -51,12 +51,19 @@ struct LoopStats {  // a snapshot for /metrics
   double last_step_seconds = 0;
   double last_step_predicted = 0;  // the cost model's prediction for it (0: not ready)
   std::vector<RankStepTime> ranks;  // per-rank cumulative step time
+  // Speculative decoding (--draft), cumulative over all requests.
+  int64_t verify_steps = 0;      // sequence slices that verified a draft
+  int64_t draft_tokens = 0;      // proposed
+  int64_t accepted_tokens = 0;   // accepted by the target
+  int64_t verify_emitted = 0;    // tokens those verify slices produced (accepted + 1 each)
+  double draft_seconds = 0;      // time the draft spent proposing
 };
 
 class ServingLoop {
  public:
-  // runner must outlive the loop.
-  ServingLoop(StepRunner& runner, const SchedulerConfig& config);
+  // runner (and drafts, when given: speculative decoding with config.speculative_k
+  // tokens per verify) must outlive the loop.
+  ServingLoop(StepRunner& runner, const SchedulerConfig& config, DraftProposer* drafts = nullptr);
 
   // Thread-safe. Returns nullptr when the queue is full (answer 429). The request's id
   // is assigned here.
@@ -76,6 +83,7 @@ class ServingLoop {
   void dispatch(const std::vector<SequenceEvent>& events);
 
   StepRunner& runner_;
+  DraftProposer* drafts_;
   SchedulerConfig config_;
   Scheduler scheduler_;  // loop thread only
   StepCostModel cost_;   // loop thread only: learnt from every step's wall time

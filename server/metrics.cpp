@@ -116,6 +116,20 @@ std::string Metrics::render(const LoopStats& loop, const std::string& model) con
     out += "tessera_rank_step_seconds_total{rank=\"" + rank + "\",part=\"collectives\"} " +
            num(r.collective_seconds) + "\n";
   }
+  header(out, "tessera_speculative_tokens_total", "counter",
+         "speculative decoding (--draft): draft tokens proposed (kind=drafted), accepted by the target "
+         "(kind=accepted), and tokens produced by verify passes (kind=emitted: accepted + one per pass)");
+  out += "tessera_speculative_tokens_total{kind=\"drafted\"} " + std::to_string(loop.draft_tokens) + "\n";
+  out += "tessera_speculative_tokens_total{kind=\"accepted\"} " + std::to_string(loop.accepted_tokens) + "\n";
+  out += "tessera_speculative_tokens_total{kind=\"emitted\"} " + std::to_string(loop.verify_emitted) + "\n";
+  header(out, "tessera_speculative_verify_passes_total", "counter",
+         "sequence slices that verified a draft (emitted / passes = tokens per target pass)");
+  line(out, "tessera_speculative_verify_passes_total", static_cast<double>(loop.verify_steps));
+  header(out, "tessera_speculative_acceptance_rate", "gauge", "accepted / drafted since start (0 before any draft)");
+  line(out, "tessera_speculative_acceptance_rate",
+       loop.draft_tokens > 0 ? static_cast<double>(loop.accepted_tokens) / static_cast<double>(loop.draft_tokens) : 0.0);
+  header(out, "tessera_speculative_draft_seconds_total", "counter", "time the draft spent proposing");
+  line(out, "tessera_speculative_draft_seconds_total", loop.draft_seconds);
   header(out, "tessera_last_step_seconds", "gauge",
          "wall time of the latest step (kind=actual) and what the step-cost model predicted for it (kind=predicted, "
          "0 until it has seen enough steps)");

@@ -9,6 +9,9 @@
 # usage: serve_e2e.sh TESSERA MODEL MODE LOAD_CLIENT
 set -euo pipefail
 TESSERA=$1 MODEL=$2 MODE=$3 LOAD=$4
+# Optional: extra flags for the main server, e.g. "--draft int8" (the whole suite then
+# runs with speculative decoding and also checks its usage and metrics).
+read -r -a EXTRA <<<"${5:-}"
 NAME=$(basename "$MODEL" .gguf)
 WORK=$(mktemp -d)
 PIDS=()
@@ -49,7 +52,7 @@ json() { python3 -c "import json,sys; d=json.load(open('$WORK/out')); print($1)"
 t0=$(date +%s)
 # Alone, the step-time bound is on and binding (stories260K steps of ~20 tokens take ~0.7 ms here), so
 # the exactness checks below also cover time-sized prefill chunks and admission.
-if [ "$MODE" = mpi ]; then start_server "$WORK/server.log"; else start_server "$WORK/server.log" --max-step-ms 0.3; fi
+if [ "$MODE" = mpi ]; then start_server "$WORK/server.log" "${EXTRA[@]}"; else start_server "$WORK/server.log" --max-step-ms 0.3 "${EXTRA[@]}"; fi
 URL="http://127.0.0.1:$PORT"
 echo "server ($MODE) up on port $PORT after $(( $(date +%s) - t0 )) s"
 
@@ -87,6 +90,15 @@ assert finish in ("stop", "length") and usage["completion_tokens"] > 0, (finish,
 PY
 done
 echo "greedy completions (plain and streamed) equal tessera generate"
+if [[ " ${EXTRA[*]} " == *" --draft "* ]]; then
+  # The last completion (64 tokens) was decoded speculatively: its usage says so.
+  body=$(python3 -c 'import json,sys; print(json.dumps({"model":sys.argv[1],"prompt":"Once upon a time","max_tokens":64,"temperature":0}))' "$NAME")
+  [ "$(post /v1/completions "$body")" = 200 ] || fail "speculative completion"
+  json 'd["usage"]["speculative"]["verify_passes"] > 0 and 0 <= d["usage"]["speculative"]["accepted_tokens"] <= d["usage"]["speculative"]["draft_tokens"]' |
+    grep -qx True || fail "usage.speculative missing or inconsistent: $(cat "$WORK/out")"
+  curl -sf "$URL/metrics" | grep -qE '^tessera_speculative_tokens_total\{kind="drafted"\} [1-9]' || fail "no drafted tokens in /metrics"
+  echo "speculative decoding (${EXTRA[*]}): usage and metrics report it"
+fi
 
 # ---- concurrent requests each equal their solo result ----
 cpids=()
