@@ -1,7 +1,6 @@
 #include "worker/verify.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <limits>
 #include <numeric>
@@ -13,7 +12,6 @@ namespace tessera {
 
 namespace {
 
-std::atomic<bool> g_broken{false};
 
 // First index whose cumulative mass (index order) exceeds r; the last positive entry on
 // rounding errors.
@@ -29,9 +27,9 @@ int32_t draw_index(std::span<const float> w, double r) {
   return last;
 }
 
-bool accept(double px, double qx, uint64_t& rng) {
+bool accept(double px, double qx, uint64_t& rng, AcceptanceRule rule) {
   const double r = rng_next_f32(rng);
-  if (g_broken.load(std::memory_order_relaxed)) return true;  // p/q replaced by 1
+  if (rule == AcceptanceRule::kAcceptAll) return true;  // p/q replaced by 1
   if (qx <= 0) return px > 0;  // cannot happen for a token drawn from q
   return r < px / qx;          // probability min(1, p/q)
 }
@@ -48,8 +46,6 @@ void check_args(int64_t rows, std::span<const int32_t> draft, std::span<const fl
 }
 
 }  // namespace
-
-void set_broken_acceptance_for_tests(bool broken) { g_broken.store(broken); }
 
 bool verify_needs_full_rows(const SamplingParams& p) {
   if (p.temperature == 0.0f) return false;
@@ -132,7 +128,8 @@ std::vector<float> sampling_distribution(std::span<const float> logits, const Sa
 }
 
 VerifyOutcome verify_draft(std::span<const float> logits, int64_t vocab, std::span<const int32_t> draft,
-                           std::span<const float> q, const SamplingParams& params, uint64_t& rng) {
+                           std::span<const float> q, const SamplingParams& params, uint64_t& rng,
+                           AcceptanceRule rule) {
   TESSERA_REQUIRE(vocab > 0 && static_cast<int64_t>(logits.size()) % vocab == 0, ErrorKind::kInternal,
                   "verify: logits are not whole rows");
   const int64_t rows = static_cast<int64_t>(logits.size()) / vocab;
@@ -159,7 +156,7 @@ VerifyOutcome verify_draft(std::span<const float> logits, int64_t vocab, std::sp
     const int32_t x = draft[i];
     const float* qi = q.empty() ? nullptr : q.data() + static_cast<size_t>(i) * vocab;
     const double qx = qi != nullptr ? qi[x] : 1.0;
-    if (accept(p[x], qx, rng)) continue;
+    if (accept(p[x], qx, rng, rule)) continue;
     // Rejected: sample from norm(max(0, p - q)).
     std::vector<float> residual(p);
     double mass = 0;
@@ -211,8 +208,9 @@ float allreduce_f32(Communicator& c, float v, ReduceOp op) {
 
 VerifyOutcome verify_draft_sharded(std::span<float> local, int64_t cols, int64_t offset, int64_t vocab,
                                    std::span<const int32_t> draft, std::span<const float> q,
-                                   const SamplingParams& params, uint64_t& rng, Communicator* tp) {
-  if (tp == nullptr || tp->size() == 1) return verify_draft(local, vocab, draft, q, params, rng);
+                                   const SamplingParams& params, uint64_t& rng, Communicator* tp,
+                                   AcceptanceRule rule) {
+  if (tp == nullptr || tp->size() == 1) return verify_draft(local, vocab, draft, q, params, rng, rule);
   TESSERA_REQUIRE(!verify_needs_full_rows(params), ErrorKind::kInternal,
                   "verify_draft_sharded: top-k / top-p need the whole rows");
   TESSERA_REQUIRE(cols > 0 && static_cast<int64_t>(local.size()) % cols == 0, ErrorKind::kInternal,
@@ -260,7 +258,7 @@ VerifyOutcome verify_draft_sharded(std::span<float> local, int64_t cols, int64_t
     const float px = allreduce_f32(c, mine ? p[static_cast<size_t>(x - offset)] : 0.0f, ReduceOp::kSum);
     const float* qi = q.empty() ? nullptr : q.data() + static_cast<size_t>(i) * vocab;
     const double qx = qi != nullptr ? qi[x] : 1.0;
-    if (accept(px, qx, rng)) continue;
+    if (accept(px, qx, rng, rule)) continue;
     std::vector<float> residual(p.size());
     for (int64_t j = 0; j < cols; ++j) {
       const int64_t id = offset + j;

@@ -17,7 +17,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 Worker::Worker(const std::string& model_path, const WorkerOptions& options, const ShardSpec& spec,
                const ModelComms& comms)
-    : comms_(comms) {
+    : comms_(comms), acceptance_(options.acceptance) {
   TESSERA_REQUIRE(options.threads >= 1, ErrorKind::kInvalidInput, "--threads must be >= 1, got ", options.threads);
   TESSERA_REQUIRE(options.kv_block_size >= 1, ErrorKind::kInvalidInput, "KV block size must be >= 1");
   pool_ = std::make_unique<kernels::ThreadPool>(options.threads);
@@ -93,13 +93,13 @@ StepResult Worker::run_step(const StepPlan& plan) {
       std::span<float> rows(logits_.data() + row * cols, static_cast<size_t>((k + 1) * cols));
       VerifyOutcome v;
       if (comms_.tp == nullptr || comms_.tp->size() == 1) {
-        v = verify_draft(rows, c.vocab_size, s.draft_tokens, s.draft_probs, s.sampling, out.rng_state);
+        v = verify_draft(rows, c.vocab_size, s.draft_tokens, s.draft_probs, s.sampling, out.rng_state, acceptance_);
       } else if (verify_needs_full_rows(s.sampling)) {  // top-k / top-p under TP: gather the K + 1 rows
         v = verify_draft(full_logits(row, k + 1), c.vocab_size, s.draft_tokens, s.draft_probs, s.sampling,
-                         out.rng_state);
+                         out.rng_state, acceptance_);
       } else {
         v = verify_draft_sharded(rows, cols, offset, c.vocab_size, s.draft_tokens, s.draft_probs, s.sampling,
-                                 out.rng_state, comms_.tp);
+                                 out.rng_state, comms_.tp, acceptance_);
       }
       out.accepted = v.accepted;
       out.extra_token = v.extra_token;

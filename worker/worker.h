@@ -12,6 +12,7 @@
 #include "model/kv_cache.h"
 #include "model/loader.h"
 #include "worker/step.h"
+#include "worker/verify.h"
 
 namespace tessera {
 
@@ -21,6 +22,8 @@ struct WorkerOptions {
   int64_t kv_blocks = 0;      // 0: enough for max_kv_tokens
   int64_t max_kv_tokens = 0;  // 0: the model's context length
   bool int8_copy = false;     // requantise the dense matrices to Q8_0 (speculative self-draft)
+  // Speculative verify rule; kAcceptAll only for the tests that must catch a broken rule.
+  AcceptanceRule acceptance = AcceptanceRule::kExact;
 };
 
 class Worker {
@@ -45,6 +48,7 @@ class Worker {
   std::vector<float> full_logits(int64_t row0, int64_t n_rows);
 
   ModelComms comms_;
+  AcceptanceRule acceptance_ = AcceptanceRule::kExact;
   std::unique_ptr<kernels::ThreadPool> pool_;
   std::unique_ptr<LoadedModel> model_;
   std::unique_ptr<KvCache> cache_;
