@@ -30,6 +30,7 @@ class RpcStepRunner final : public StepRunner {
   int64_t kv_block_size() const override { return kv_block_size_; }
   const StepTimeSplit& time_split() const { return split_; }
   std::vector<RankStepTime> rank_step_times() const override { return ranks_; }
+  int pipeline_depth() const override { return topology_.pp_size(); }
 
  private:
   StepResult collect(std::vector<rpc::WorkerStep> steps, size_t n_sequences, double wall);

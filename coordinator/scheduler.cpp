@@ -165,13 +165,14 @@ Scheduler::Iteration Scheduler::schedule(const StepCostModel* cost, DraftPropose
       it.finished.push_back({s->req.id, {}, std::nullopt, FinishReason::kLength});
     }
   for (auto i = running_.begin(); i != running_.end();) {
-    if ((*i)->finish != FinishReason::kNone) {
+    // A finished sequence leaves once no step in flight holds it (several plans can be
+    // in flight under pipeline parallelism; a sequence is in at most one of them).
+    if ((*i)->finish != FinishReason::kNone && !(*i)->scheduled) {
       cache_.release((*i)->table);
       if (drafts != nullptr) drafts->release((*i)->req.id);
       it.plan.release.push_back((*i)->req.id);
       i = running_.erase(i);
     } else {
-      (*i)->scheduled = false;
       ++i;
     }
   }
@@ -212,7 +213,11 @@ Scheduler::Iteration Scheduler::schedule(const StepCostModel* cost, DraftPropose
   // 2. Decodes: one token each, or the pending token plus a draft's proposals to verify.
   std::vector<Sequence*> decoders;
   for (Sequence* s : order)
-    if (static_cast<int64_t>(s->tokens.size()) - s->computed == 1) decoders.push_back(s);
+    if (!s->scheduled && s->finish == FinishReason::kNone && static_cast<int64_t>(s->tokens.size()) - s->computed == 1)
+      decoders.push_back(s);
+  const int64_t depth = std::max<int64_t>(1, config_.pipeline_depth);
+  const auto decode_cap = static_cast<size_t>((static_cast<int64_t>(running_.size()) + depth - 1) / depth);
+  if (decoders.size() > decode_cap) decoders.resize(decode_cap);
   std::vector<DraftRequest> proposals;
   if (drafts != nullptr && config_.speculative_k > 0) {
     for (Sequence* s : decoders) {
@@ -256,7 +261,7 @@ Scheduler::Iteration Scheduler::schedule(const StepCostModel* cost, DraftPropose
   // 3. Prefill chunks of running sequences.
   for (Sequence* s : order) {
     if (budget <= 0) break;
-    if (!is_running(s) || s->scheduled) continue;
+    if (!is_running(s) || s->scheduled || s->finish != FinishReason::kNone) continue;
     int64_t n = std::min<int64_t>(static_cast<int64_t>(s->tokens.size()) - s->computed, budget);
     n = time_fit(s->computed, n);
     if (n <= 0) continue;
@@ -316,6 +321,7 @@ std::vector<SequenceEvent> Scheduler::apply(const StepPlan& plan, const StepResu
     Sequence* s = find_running(st.seq_id);
     if (s == nullptr) continue;
     s->scheduled = false;
+    if (s->finish != FinishReason::kNone) continue;  // ended (cancelled) while its step ran
     s->rng_state = out.rng_state;
     s->computed = st.pos0 + static_cast<int64_t>(st.tokens.size());
     SequenceEvent ev;

@@ -14,6 +14,9 @@
 // sequence not yet in this step is preempted by recompute: its blocks are released
 // (published full blocks stay cached, so recomputing is mostly a prefix hit), and it
 // goes back to the head of the queue with its generated tokens, which are re-prefilled.
+// Several plans may be in flight at once (pipeline parallelism: schedule() again before
+// the previous plan's apply()): a sequence is in at most one of them (it is skipped
+// while its slice runs, never preempted then, and released only after its apply()).
 // With a step-time bound (SchedulerConfig::max_step_seconds) and a cost model, steps
 // are also sized by predicted time, not only by tokens.
 // apply() feeds the step's result back: sampled tokens, prompt logprobs (echo), and
@@ -50,6 +53,10 @@ struct SchedulerConfig {
   // sequence and verified in one target pass (0: off; needs a DraftProposer in
   // schedule()). Requests that want logprobs decode plainly.
   int32_t speculative_k = 0;
+  // Plans kept in flight together (the pipeline's stage count): each plan then takes
+  // about running / depth of the decodes, so consecutive plans carry different
+  // sequences and every stage has work.
+  int32_t pipeline_depth = 1;
 };
 
 enum class FinishReason { kNone, kStop, kLength, kCancelled, kError };

@@ -37,6 +37,8 @@ class StepRunner {
   virtual const ModelConfig& config() const = 0;
   virtual int64_t kv_blocks() const = 0;      // blocks in every worker's pool
   virtual int64_t kv_block_size() const = 0;  // positions per block
+  // How many submitted steps keep every rank busy: the pipeline's stage count.
+  virtual int pipeline_depth() const { return 1; }
   // Every rank's cumulative step time; call from the thread that runs steps.
   virtual std::vector<RankStepTime> rank_step_times() const = 0;
 };
