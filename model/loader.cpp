@@ -5,6 +5,7 @@
 #include "model/config_loader.h"
 #include "model/int8_copy.h"
 #include "model/llama.h"
+#include "model/moe_loader.h"
 #include "model/tensor_names.h"
 
 namespace tessera {
@@ -92,6 +93,10 @@ class WeightBinder {
 
   bool has(TensorRole role) const { return ck_.contains(tensor_name(naming_, role)); }
   uint64_t bytes() const { return bytes_; }
+  // A MoE layer's tensors (model/moe_loader.h), bound with this binder's conventions.
+  MoeLayerWeights moe_layer(const ModelConfig& c, const ShardPlan& p, int64_t layer) {
+    return bind_moe_layer(ck_, naming_, c, p, layer, act_rounding_, bytes_);
+  }
 
  private:
   const checkpoint::Checkpoint& ck_;
@@ -120,6 +125,11 @@ LlamaWeights bind_llama(const checkpoint::Checkpoint& ck, const ModelConfig& c, 
     lw.wv = b.matrix_rows(TensorRole::kAttnV, l, c.kv_dim(), c.dim, kv);
     lw.wo = b.matrix_cols(TensorRole::kAttnOut, l, c.dim, c.q_dim(), q);
     lw.ffn_norm = b.vector(TensorRole::kFfnNorm, l, c.dim);
+    if (c.moe.enabled()) {
+      lw.moe = b.moe_layer(c, p, l);
+      w.layers.push_back(std::move(lw));
+      continue;
+    }
     if (c.ffn == FfnKind::kSwiGlu || c.ffn == FfnKind::kGeGlu)
       lw.w_gate = b.matrix_rows(TensorRole::kFfnGate, l, c.ffn_dim, c.dim, ffn);
     lw.w_up = b.matrix_rows(TensorRole::kFfnUp, l, c.ffn_dim, c.dim, ffn);
