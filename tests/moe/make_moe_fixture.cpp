@@ -29,9 +29,10 @@ namespace ck = tessera::checkpoint;
 
 namespace {
 
-void copy_metadata(const ck::GgufReader& g, ck::GgufWriter& w) {
+// Every key except `skip` (rewritten by the caller).
+void copy_metadata(const ck::GgufReader& g, ck::GgufWriter& w, const std::string& skip) {
   for (const auto& [key, v] : g.metadata().entries()) {
-    if (key == "general.alignment") continue;
+    if (key == "general.alignment" || key == skip) continue;
     switch (v.type) {
       case ck::GgufType::kString: w.add_string(key, v.str); break;
       case ck::GgufType::kArray: {
@@ -117,7 +118,9 @@ int run(int argc, char** argv) {
   const int64_t eff = permuted ? ff : ffn_random;
 
   ck::GgufWriter w;
-  copy_metadata(g, w);
+  // llama.cpp's llama graph sizes the experts from feed_forward_length.
+  copy_metadata(g, w, arch + ".feed_forward_length");
+  w.add_u32(arch + ".feed_forward_length", static_cast<uint32_t>(eff));
   w.add_u32(arch + ".expert_count", static_cast<uint32_t>(meta_experts));
   w.add_u32(arch + ".expert_used_count", static_cast<uint32_t>(K));
   w.add_u32(arch + ".expert_feed_forward_length", static_cast<uint32_t>(eff));
