@@ -1,5 +1,7 @@
 #include "model/loader.h"
 
+#include <algorithm>
+
 #include "checkpoint/open.h"
 #include "common/error.h"
 #include "model/config_loader.h"
@@ -172,6 +174,17 @@ std::unique_ptr<LoadedModel> load_model(std::unique_ptr<checkpoint::Checkpoint> 
   const uint64_t embd_bytes =
       weights.token_embd.data != nullptr ? static_cast<uint64_t>(weights.token_embd.rows * weights.token_embd.row_stride) : 0;
   loaded->streamed_bytes = loaded->weight_bytes - (embd_is_head ? 0 : embd_bytes);
+  // A MoE decode step reads top_k of the E experts of each layer (at most the local ones).
+  if (loaded->config.moe.enabled()) {
+    uint64_t expert_bytes = 0;
+    for (const LlamaLayerWeights& l : weights.layers)
+      for (const MoeExpertWeights& e : l.moe.experts)
+        for (const kernels::WeightMatrix* m : {&e.gate, &e.up, &e.down})
+          expert_bytes += static_cast<uint64_t>(m->rows * m->row_stride);
+    const MoeConfig& m = loaded->config.moe;
+    const double used = std::min(1.0, static_cast<double>(m.top_k) / static_cast<double>(loaded->plan.n_experts));
+    loaded->streamed_bytes -= expert_bytes - static_cast<uint64_t>(used * static_cast<double>(expert_bytes));
+  }
   if (options.int8_copy) {
     const Int8CopyStats st = make_int8_copy(weights, loaded->owned_weights);
     loaded->weight_bytes = loaded->weight_bytes - st.bytes_before + st.bytes_after;
