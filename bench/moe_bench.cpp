@@ -5,7 +5,9 @@
 // results and the commands that produced them are in docs/BENCHMARKS.md.
 //
 //   mpiexec -n N moe_bench [--experts 64] [--top-k 2] [--dim 512] [--ffn 256] [--ep N]
-//       [--threads 1] [--tokens 1,16,128] [--steps 20] [--router topk|hash|sbase]
+//       [--threads 1] [--tokens 1,16,128] [--steps 20] [--router topk|hash|sbase] [--overlap 1|0]
+// Each step takes a different batch (8 in rotation), so a decode step reads experts
+// that the previous one did not leave in cache.
 #include <mpi.h>
 
 #include <algorithm>
@@ -28,7 +30,7 @@ namespace {
 
 struct Options {
   int64_t experts = 64, top_k = 2, dim = 512, ffn = 256, steps = 20;
-  int ep = 0, threads = 1;
+  int ep = 0, threads = 1, overlap = 1;
   std::vector<int64_t> tokens = {1, 16, 128};
   std::string router = "topk";
 };
@@ -46,6 +48,7 @@ Options parse(int argc, char** argv) {
     else if (f == "--steps") o.steps = std::stoll(v);
     else if (f == "--ep") o.ep = std::stoi(v);
     else if (f == "--threads") o.threads = std::stoi(v);
+    else if (f == "--overlap") o.overlap = std::stoi(v);
     else if (f == "--router") o.router = v;
     else if (f == "--tokens") {
       o.tokens.clear();
@@ -100,6 +103,7 @@ int run(int argc, char** argv) {
   par.ep = epc.get();
   par.n_local = o.experts / ep;
   par.expert_begin = (rank % ep) * par.n_local;
+  par.overlap = o.overlap != 0;
 
   // Weights: the router is the same on every rank (same seed); expert e's seed is e.
   std::vector<std::vector<float>> store;
@@ -121,25 +125,28 @@ int run(int argc, char** argv) {
   kernels::ThreadPool pool(o.threads);
   MoeLayer layer(c, par, pool);
   if (rank == 0) {
-    std::printf("moe_bench: %d ranks x %d threads, ep %d; %lld experts (%lld per rank) of %lld units, dim %lld, top-%lld "
+    std::printf("moe_bench: %d ranks x %d threads, ep %d%s; %lld experts (%lld per rank) of %lld units, dim %lld, top-%lld "
                 "%s; expert weights %.1f MB per rank (F32)\n",
-                world, o.threads, ep, static_cast<long long>(o.experts), static_cast<long long>(par.n_local),
+                world, o.threads, ep, ep > 1 ? (o.overlap ? " (overlapped dispatch)" : " (blocking dispatch)") : "", static_cast<long long>(o.experts), static_cast<long long>(par.n_local),
                 static_cast<long long>(o.ffn), static_cast<long long>(o.dim), static_cast<long long>(o.top_k),
                 o.router.c_str(), 3.0 * 4 * o.ffn * o.dim * par.n_local / 1e6);
     std::printf("%6s %9s %9s %9s %9s %9s %11s %12s %9s\n", "tokens", "step_ms", "router", "dispatch", "compute",
                 "combine", "tokens/s", "a2a_B/token", "imbalance");
   }
   for (const int64_t T : o.tokens) {
-    const std::vector<float> xs = gaussian(7 + T, T * o.dim, 1.0f);
-    std::vector<int32_t> ids(T);
-    for (int64_t t = 0; t < T; ++t) ids[t] = static_cast<int32_t>((t * 7919) % 32000);
+    constexpr int64_t kBatches = 8;
+    const std::vector<float> xs = gaussian(7 + T, kBatches * T * o.dim, 1.0f);
+    std::vector<int32_t> ids(kBatches * T);
+    for (int64_t t = 0; t < kBatches * T; ++t) ids[t] = static_cast<int32_t>((t * 7919) % 32000);
+    auto x_of = [&](int64_t i) { return xs.data() + (i % kBatches) * T * o.dim; };
+    auto ids_of = [&](int64_t i) { return ids.data() + (i % kBatches) * T; };
     std::vector<float> out(T * o.dim);
     MoeLayerStats warm;
-    for (int i = 0; i < 3; ++i) layer.forward(w, xs.data(), ids.data(), T, out.data(), warm);
+    for (int i = 0; i < 3; ++i) layer.forward(w, x_of(i), ids_of(i), T, out.data(), warm);
     MoeLayerStats st;
     MPI_Barrier(MPI_COMM_WORLD);
     const auto t0 = std::chrono::steady_clock::now();
-    for (int64_t i = 0; i < o.steps; ++i) layer.forward(w, xs.data(), ids.data(), T, out.data(), st);
+    for (int64_t i = 0; i < o.steps; ++i) layer.forward(w, x_of(i + 3), ids_of(i + 3), T, out.data(), st);
     double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     double phases[5] = {st.router_s, st.dispatch_s, st.compute_s, st.combine_s, wall};
     double bytes = static_cast<double>(st.alltoall_bytes);

@@ -76,6 +76,34 @@ void MoeLayer::expert_ffn(const MoeExpertWeights& e, const float* x, int64_t n, 
   k::matmul(pool_, e.down, gate_.data(), n, y);
 }
 
+void MoeLayer::run_expert(const MoeLayerWeights& w, int64_t i, int only, int skip, const std::vector<int64_t>& seg) {
+  const int64_t dim = c_.dim, n_local = par_.n_local;
+  const int r0 = only >= 0 ? only : 0, r1 = only >= 0 ? only + 1 : ep_size_;
+  int64_t n_i = 0;
+  for (int r = r0; r < r1; ++r)
+    if (r != skip) n_i += count_recv_[r * n_local + i];
+  if (n_i == 0) return;
+  if (static_cast<int64_t>(ex_in_.size()) < n_i * dim) {
+    ex_in_.resize(n_i * dim);
+    ex_out_.resize(n_i * dim);
+  }
+  int64_t at = 0;
+  for (int r = r0; r < r1; ++r) {
+    if (r == skip) continue;
+    const int64_t n = count_recv_[r * n_local + i];
+    std::copy_n(recv_.data() + seg[r * n_local + i] * dim, n * dim, ex_in_.data() + at * dim);
+    at += n;
+  }
+  expert_ffn(w.experts[i], ex_in_.data(), n_i, ex_out_.data());
+  at = 0;
+  for (int r = r0; r < r1; ++r) {
+    if (r == skip) continue;
+    const int64_t n = count_recv_[r * n_local + i];
+    std::copy_n(ex_out_.data() + at * dim, n * dim, recv_.data() + seg[r * n_local + i] * dim);
+    at += n;
+  }
+}
+
 void MoeLayer::route(const MoeLayerWeights& w, const float* xn, const int32_t* ids, int64_t n_tok, int64_t s0,
                      int64_t s1) {
   const MoeConfig& m = c_.moe;
@@ -139,6 +167,7 @@ void MoeLayer::forward(const MoeLayerWeights& w, const float* xn, const int32_t*
   for (int r = 1; r < ep_size_; ++r) send_off[r] = send_off[r - 1] + send_rows[r - 1];
   std::vector<size_t> recv_rows(static_cast<size_t>(ep_size_), 0), recv_off(static_cast<size_t>(ep_size_), 0);
   int64_t n_recv = 0;
+  std::vector<std::unique_ptr<Request>> pending;
   if (ep_size_ == 1) {
     count_recv_ = count_send_;
     recv_rows[0] = static_cast<size_t>(n_pairs);
@@ -158,17 +187,33 @@ void MoeLayer::forward(const MoeLayerWeights& w, const float* xn, const int32_t*
     }
     n_recv = static_cast<int64_t>(recv_off[ep_size_ - 1] + recv_rows[ep_size_ - 1]);
     if (static_cast<int64_t>(recv_.size()) < n_recv * dim) recv_.resize(std::max<int64_t>(n_recv, 1) * dim);
-    std::vector<size_t> sc(send_rows), so(send_off), rc(recv_rows), ro(recv_off);
-    for (auto* v : {&sc, &so, &rc, &ro})
-      for (size_t& x : *v) x *= static_cast<size_t>(dim);
-    par_.ep->alltoallv(send_.data(), sc, so, recv_.data(), rc, ro, CommType::kF32);
+    const size_t d = static_cast<size_t>(dim);
+    if (par_.overlap) {
+      // Both sides know every count, so both skip the empty messages alike.
+      for (int r = 0; r < ep_size_; ++r)
+        if (r != ep_rank_ && recv_rows[r] > 0)
+          pending.push_back(par_.ep->irecv(recv_.data() + recv_off[r] * d, recv_rows[r] * d, CommType::kF32, r,
+                                           MpiTag::kExpertDispatch));
+      for (int r = 0; r < ep_size_; ++r)
+        if (r != ep_rank_ && send_rows[r] > 0)
+          pending.push_back(par_.ep->isend(send_.data() + send_off[r] * d, send_rows[r] * d, CommType::kF32, r,
+                                           MpiTag::kExpertDispatch));
+      std::copy_n(send_.data() + send_off[ep_rank_] * d, send_rows[ep_rank_] * d, recv_.data() + recv_off[ep_rank_] * d);
+    } else {
+      std::vector<size_t> sc(send_rows), so(send_off), rc(recv_rows), ro(recv_off);
+      for (auto* v : {&sc, &so, &rc, &ro})
+        for (size_t& x : *v) x *= d;
+      par_.ep->alltoallv(send_.data(), sc, so, recv_.data(), rc, ro, CommType::kF32);
+    }
     for (int r = 0; r < ep_size_; ++r)
-      if (r != ep_rank_) st.alltoall_bytes += send_rows[r] * static_cast<size_t>(dim) * sizeof(float);
+      if (r != ep_rank_) st.alltoall_bytes += send_rows[r] * d * sizeof(float);
   }
   st.dispatch_s += seconds_since(t0);
 
   // 3. Compute: per local expert, its rows from every source gathered into one batch,
   // the FFN run once, the outputs written back over the inputs (same width: dim).
+  // With requests in flight: this rank's own rows and the shared expert first, polling
+  // the requests between experts (MPI progresses them inside the calls), then the rest.
   t0 = std::chrono::steady_clock::now();
   std::vector<int64_t> seg(static_cast<size_t>(ep_size_ * n_local));  // first row of (source, expert)
   for (int r = 0; r < ep_size_; ++r) {
@@ -178,27 +223,23 @@ void MoeLayer::forward(const MoeLayerWeights& w, const float* xn, const int32_t*
       row += count_recv_[r * n_local + i];
     }
   }
-  for (int64_t i = 0; i < n_local; ++i) {
-    int64_t n_i = 0;
-    for (int r = 0; r < ep_size_; ++r) n_i += count_recv_[r * n_local + i];
-    if (n_i == 0) continue;
-    if (static_cast<int64_t>(ex_in_.size()) < n_i * dim) {
-      ex_in_.resize(n_i * dim);
-      ex_out_.resize(n_i * dim);
+  if (w.shared.present() && n_s > 0) {
+    if (static_cast<int64_t>(shared_y_.size()) < n_s * dim) shared_y_.resize(n_s * dim);
+    expert_ffn(w.shared, xn + s0 * dim, n_s, shared_y_.data());
+  }
+  if (pending.empty()) {
+    for (int64_t i = 0; i < n_local; ++i) run_expert(w, i, -1, -1, seg);
+  } else {
+    for (int64_t i = 0; i < n_local; ++i) {
+      run_expert(w, i, ep_rank_, -1, seg);
+      for (auto& q : pending) q->test();
     }
-    int64_t at = 0;
-    for (int r = 0; r < ep_size_; ++r) {
-      const int64_t n = count_recv_[r * n_local + i];
-      std::copy_n(recv_.data() + seg[r * n_local + i] * dim, n * dim, ex_in_.data() + at * dim);
-      at += n;
-    }
-    expert_ffn(w.experts[i], ex_in_.data(), n_i, ex_out_.data());
-    at = 0;
-    for (int r = 0; r < ep_size_; ++r) {
-      const int64_t n = count_recv_[r * n_local + i];
-      std::copy_n(ex_out_.data() + at * dim, n * dim, recv_.data() + seg[r * n_local + i] * dim);
-      at += n;
-    }
+    const auto tw = std::chrono::steady_clock::now();
+    for (auto& q : pending) q->wait();
+    const double waited = seconds_since(tw);
+    st.dispatch_s += waited;
+    st.compute_s -= waited;
+    for (int64_t i = 0; i < n_local; ++i) run_expert(w, i, -1, ep_rank_, seg);
   }
   st.compute_s += seconds_since(t0);
 
@@ -233,14 +274,7 @@ void MoeLayer::forward(const MoeLayerWeights& w, const float* xn, const int32_t*
       }
     }
   }
-  if (w.shared.present() && n_s > 0) {
-    if (static_cast<int64_t>(ex_out_.size()) < n_s * dim) {
-      ex_out_.resize(n_s * dim);
-      ex_in_.resize(n_s * dim);
-    }
-    expert_ffn(w.shared, xn + s0 * dim, n_s, ex_out_.data());
-    k::add_inplace(dst, ex_out_.data(), n_s * dim);
-  }
+  if (w.shared.present() && n_s > 0) k::add_inplace(dst, shared_y_.data(), n_s * dim);
   if (tp_size_ > 1) {
     gathered_.resize(static_cast<size_t>(tp_size_ * chunk * dim));
     par_.tp->allgather(share_out_.data(), gathered_.data(), static_cast<size_t>(chunk * dim), CommType::kF32);

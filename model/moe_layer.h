@@ -9,7 +9,9 @@
 //      is a function of the whole batch) and the k (expert, gate) pairs per token;
 //   2. dispatch: the share's rows, grouped by expert, to the EP ranks owning those
 //      experts (alltoallv over the EP group: per-expert row counts, then the rows);
-//   3. compute: each local expert's gated FFN over all rows it received, as one batch;
+//   3. compute: each local expert's gated FFN over all rows it received, as one batch
+//      (with `overlap`, the rows this rank sent itself and the shared expert run while
+//      the other ranks' rows are in flight, then the received rows);
 //   4. combine: the outputs back to their senders (alltoallv), y = sum_j gate_j *
 //      expert_j(x) (+ the shared expert) in slot order, then the shares all-gathered
 //      over the TP group so every rank holds all T rows again.
@@ -44,6 +46,10 @@ struct MoeParallel {
   Communicator* tp = nullptr;  // null: one share (all tokens here)
   int64_t expert_begin = 0;    // this rank's experts [expert_begin, expert_begin + n_local)
   int64_t n_local = 0;
+  // Post the row exchange as non-blocking sends / receives and run the rows this rank
+  // sent itself and the shared expert while they are in flight; false: one blocking
+  // alltoallv, then all compute (the two agree to rounding; moe_bench compares them).
+  bool overlap = true;
 };
 
 class MoeLayer {
@@ -59,6 +65,9 @@ class MoeLayer {
  private:
   void route(const MoeLayerWeights& w, const float* xn, const int32_t* ids, int64_t n_tok, int64_t s0, int64_t s1);
   void expert_ffn(const MoeExpertWeights& e, const float* x, int64_t n, float* y);
+  // Runs local expert i in place over its rows in recv_ from source `only` (>= 0) or
+  // from every source but `skip`, as one batch; seg[r * n_local + i] = first row.
+  void run_expert(const MoeLayerWeights& w, int64_t i, int only, int skip, const std::vector<int64_t>& seg);
 
   ModelConfig c_;
   MoeParallel par_;
@@ -74,6 +83,7 @@ class MoeLayer {
   std::vector<int64_t> count_recv_;    // [ep][n_local]: rows each source sends each local expert
   std::vector<float> ex_in_, ex_out_;  // one expert's rows [n][dim] and outputs
   std::vector<float> gate_, up_;       // [n][ffn]
+  std::vector<float> shared_y_;        // [T_s][dim] shared expert output
   std::vector<float> share_out_, gathered_;  // [chunk][dim], [tp * chunk][dim]
 };
 
