@@ -14,6 +14,7 @@
 #include "cli/commands.h"
 #include "cli/machine_limits.h"
 #include "cli/model_flags.h"
+#include "cli/moe_report.h"
 #include "common/error.h"
 #include "common/json.h"
 #include "coordinator/batch_generator.h"
@@ -90,7 +91,9 @@ int run_bench(int argc, char** argv) {
   }
   Worker worker(a.str("model"), wo);
   LocalStepRunner runner(worker);
-  return bench_with(a, runner, worker.weight_bytes(), worker.streamed_bytes(), 1);
+  const int rc = bench_with(a, runner, worker.weight_bytes(), worker.streamed_bytes(), 1);
+  if (rc == 0 && !a.on("json")) print_moe_report(worker.model());
+  return rc;
 }
 
 // Throughput mode: S sequences in M micro-batches kept in flight.

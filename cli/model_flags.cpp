@@ -25,6 +25,8 @@ void declare_model_flags(Args& a) {
   a.flag("kv-block-size", "N", "positions per KV cache block", "16");
   a.flag("tp", "T", "tensor-parallel ranks (under mpirun: world size = tp x pp)", "1");
   a.flag("pp", "P", "pipeline-parallel stages", "1");
+  a.flag("ep", "E", "expert-parallel ranks (MoE models): each group of E ranks of a stage holds disjoint experts; "
+         "must divide tp and the expert count", "1");
   a.flag("rpc-host", "ADDR", "address this rank's control-plane server binds to; default: 127.0.0.1 on rank 0's "
          "host, else the address the host name resolves to");
   a.flag("step-timeout", "SECONDS", "a rank that does not answer a step within this time fails the job", "60");
@@ -54,6 +56,10 @@ ParallelConfig parallel_config_from(const Args& a) {
   p.pp = static_cast<int>(a.int64("pp"));
   TESSERA_REQUIRE(p.tp >= 1 && p.tp <= 4096 && p.pp >= 1 && p.pp <= 4096, ErrorKind::kInvalidInput,
                   "--tp and --pp must be in [1, 4096]");
+  p.ep = static_cast<int>(a.int64("ep"));
+  TESSERA_REQUIRE(p.ep >= 1 && p.ep <= 4096, ErrorKind::kInvalidInput, "--ep must be in [1, 4096]");
+  TESSERA_REQUIRE((p.tp * p.cp) % p.ep == 0, ErrorKind::kInvalidInput, "--ep ", p.ep,
+                  " must divide the ranks of a pipeline stage (tp x cp = ", p.tp * p.cp, ")");
   return p;
 }
 

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "kernels/ops.h"
+#include "model/moe_config.h"
 
 namespace tessera {
 
@@ -36,6 +37,7 @@ struct ModelConfig {
   FfnKind ffn = FfnKind::kSwiGlu;
   bool tied_embeddings = false;  // LM head shares token_embd
   float embedding_scale = 1.0f;  // Gemma multiplies embeddings by sqrt(dim)
+  MoeConfig moe;                 // mixture-of-experts FFN when moe.n_experts > 0 (docs/MOE.md)
 
   int64_t q_dim() const { return n_heads * head_dim; }
   int64_t kv_dim() const { return n_kv_heads * head_dim; }

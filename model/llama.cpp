@@ -20,12 +20,29 @@ LlamaModel::LlamaModel(ModelConfig config, ShardPlan plan, LlamaWeights weights,
   if (plan_.spec.pp > 1)
     TESSERA_REQUIRE(comms_.pp != nullptr && comms_.pp->size() == plan_.spec.pp, ErrorKind::kInternal,
                     "pp = ", plan_.spec.pp, " needs a PP communicator of that size");
+  if (config_.moe.enabled()) {
+    if (plan_.spec.ep > 1)
+      TESSERA_REQUIRE(comms_.ep != nullptr && comms_.ep->size() == plan_.spec.ep, ErrorKind::kInternal,
+                      "ep = ", plan_.spec.ep, " needs an EP communicator of that size");
+    MoeParallel mp;
+    mp.ep = plan_.spec.ep > 1 ? comms_.ep : nullptr;
+    mp.tp = plan_.spec.tp > 1 ? comms_.tp : nullptr;
+    mp.expert_begin = plan_.expert_begin;
+    mp.n_local = plan_.n_experts;
+    moe_ = std::make_unique<MoeLayer>(config_, mp, pool_);
+    moe_stats_.resize(static_cast<size_t>(plan_.n_layers()));
+  }
+}
+
+void LlamaModel::moe_stats_reset() {
+  for (MoeLayerStats& s : moe_stats_) s = MoeLayerStats{};
 }
 
 void LlamaModel::ensure_capacity(int64_t n) {
   if (n <= capacity_) return;
   const ModelConfig& c = config_;
   pos_.resize(n);
+  tok_.resize(n);
   x_.resize(n * c.dim);
   xn_.resize(n * c.dim);
   q_.resize(n * q_local_);
@@ -63,7 +80,10 @@ void LlamaModel::forward(std::span<const ForwardSequence> batch, KvCache& cache,
 
   int64_t t = 0;
   for (const ForwardSequence& s : batch)
-    for (size_t i = 0; i < s.tokens.size(); ++i) pos_[t++] = static_cast<int32_t>(s.pos0 + static_cast<int64_t>(i));
+    for (size_t i = 0; i < s.tokens.size(); ++i) {
+      tok_[t] = s.tokens[i];
+      pos_[t++] = static_cast<int32_t>(s.pos0 + static_cast<int64_t>(i));
+    }
 
   // The residual stream enters from the embedding (first stage) or the previous stage.
   const int pp_rank = plan_.spec.pp_rank;
@@ -179,6 +199,12 @@ void LlamaModel::ffn_block(int64_t l) {
   const LlamaLayerWeights& lw = w_.layers[l];
   const int64_t n_tok = n_tok_;
   k::rmsnorm(pool_, x_.data(), lw.ffn_norm.data(), xn_.data(), n_tok, c.dim, c.norm_eps);
+  if (moe_ != nullptr) {
+    // The MoE layer returns the full FFN output on every TP rank (no all-reduce here).
+    moe_->forward(lw.moe, xn_.data(), tok_.data(), n_tok, proj_.data(), moe_stats_[l]);
+    k::add_inplace(x_.data(), proj_.data(), n_tok * c.dim);
+    return;
+  }
   k::matmul(pool_, lw.w_up, xn_.data(), n_tok, up_.data());
   const int64_t n = n_tok * plan_.ffn_size;
   const float* hidden = gate_.data();  // [T][ffn_local] input of the down projection

@@ -14,6 +14,7 @@
 #include "kernels/thread_pool.h"
 #include "model/llama_weights.h"
 #include "model/model.h"
+#include "model/moe_layer.h"
 #include "sharding/plan.h"
 
 namespace tessera {
@@ -29,6 +30,10 @@ class LlamaModel final : public DecoderModel {
   void forward(std::span<const ForwardSequence> batch, KvCache& cache, float* logits) override;
   int64_t logits_cols() const override { return plan_.vocab_size; }
   int64_t logits_offset() const override { return plan_.vocab_begin; }
+  // MoE models: per-layer expert load and time split of this rank's layers (empty for
+  // dense models). Index i is layer plan().layer_begin + i.
+  const std::vector<MoeLayerStats>& moe_stats() const { return moe_stats_; }
+  void moe_stats_reset();
 
  private:
   void embed(std::span<const ForwardSequence> batch);
@@ -60,6 +65,9 @@ class LlamaModel final : public DecoderModel {
   std::vector<float> gate_;     // [T][ffn_local]
   std::vector<float> up_;       // [T][ffn_local]
   std::vector<const float*> k_blocks_, v_blocks_;  // one sequence's block pointers
+  std::vector<int32_t> tok_;    // [T] token ids of the step (MoE hash router)
+  std::unique_ptr<MoeLayer> moe_;            // MoE models: the FFN of every layer
+  std::vector<MoeLayerStats> moe_stats_;     // per layer of this stage
 };
 
 }  // namespace tessera

@@ -28,6 +28,7 @@ struct ForwardSequence {
 struct ModelComms {
   Communicator* tp = nullptr;  // this rank's tensor-parallel group
   Communicator* pp = nullptr;  // this rank's pipeline column (stage s talks to s - 1 and s + 1)
+  Communicator* ep = nullptr;  // this rank's expert-parallel group (MoE layers, docs/MOE.md)
 };
 
 class DecoderModel {

@@ -24,11 +24,15 @@ void RankExecutor::load_shard(const rpc::LoadShardRequest& r) {
   spec.pp = topology_.pp_size();
   spec.tp_rank = topology_.tp_rank();
   spec.pp_rank = topology_.pp_rank();
+  spec.ep = topology_.ep_size();
+  spec.ep_rank = topology_.ep_rank();
   tp_ = std::make_unique<TimedCommunicator>(*comms_.tp);
   pp_ = std::make_unique<TimedCommunicator>(*comms_.pp);
+  ep_ = std::make_unique<TimedCommunicator>(*comms_.ep);
   ModelComms mc;
   mc.tp = tp_.get();
   mc.pp = pp_.get();
+  mc.ep = ep_.get();
   // Errors travel back to the coordinator, which names this rank and host.
   worker_ = std::make_unique<Worker>(r.model_path, o, spec, mc);
 }
@@ -49,7 +53,7 @@ void RankExecutor::release(std::span<const uint64_t>) {}
 
 double RankExecutor::take_collective_seconds() {
   if (tp_ == nullptr) return 0;
-  const double s = tp_->take_seconds() + pp_->take_seconds();
+  const double s = tp_->take_seconds() + pp_->take_seconds() + ep_->take_seconds();
   collective_seconds_ += s;
   return s;
 }

@@ -40,6 +40,7 @@ class Worker {
   const checkpoint::Checkpoint& checkpoint() const { return *model_->checkpoint; }
   uint64_t weight_bytes() const { return model_->weight_bytes; }
   uint64_t streamed_bytes() const { return model_->streamed_bytes; }
+  const DecoderModel& model() const { return *model_->model; }  // e.g. MoE load statistics
 
   StepResult run_step(const StepPlan& plan);
 
