@@ -150,7 +150,7 @@ Scheduler::Iteration Scheduler::schedule(const StepCostModel* cost, DraftPropose
     auto mark = [&](Sequence& s) {
       if (s.finish == FinishReason::kNone) {
         s.finish = reason;
-        it.finished.push_back({s.req.id, {}, std::nullopt, reason});
+        it.finished.push_back(finish_event(s.req.id, reason));
       }
     };
     for (auto& s : running_)
@@ -162,7 +162,7 @@ Scheduler::Iteration Scheduler::schedule(const StepCostModel* cost, DraftPropose
   for (auto& s : waiting_)
     if (s->finish == FinishReason::kNone && s->req.max_tokens <= 0 && !s->req.prompt_logprobs) {
       s->finish = FinishReason::kLength;
-      it.finished.push_back({s->req.id, {}, std::nullopt, FinishReason::kLength});
+      it.finished.push_back(finish_event(s->req.id, FinishReason::kLength));
     }
   for (auto i = running_.begin(); i != running_.end();) {
     // A finished sequence leaves once no step in flight holds it (several plans can be

@@ -93,6 +93,14 @@ struct SequenceEvent {
   SpeculativeCounts speculative;
 };
 
+// An event that only ends request `id`.
+inline SequenceEvent finish_event(uint64_t id, FinishReason reason) {
+  SequenceEvent e;
+  e.id = id;
+  e.finish = reason;
+  return e;
+}
+
 class Scheduler {
  public:
   Scheduler(const SchedulerConfig& config, int64_t kv_blocks, int64_t kv_block_size);

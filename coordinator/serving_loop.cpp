@@ -141,7 +141,7 @@ void ServingLoop::run(const std::function<bool()>& should_stop) {
     std::vector<SequenceEvent> refused;
     for (SequenceRequest& r : incoming) {
       const uint64_t id = r.id;
-      if (!scheduler_.add(std::move(r))) refused.push_back({id, {}, std::nullopt, FinishReason::kError});
+      if (!scheduler_.add(std::move(r))) refused.push_back(finish_event(id, FinishReason::kError));
     }
     dispatch(refused);
     for (auto& [id, reason] : cancels) scheduler_.finish(id, reason);
@@ -244,7 +244,7 @@ void ServingLoop::run(const std::function<bool()>& should_stop) {
   }
   const auto now = std::chrono::steady_clock::now();
   const std::string reason = failure().empty() ? "the server is shutting down" : "a worker failed: " + failure();
-  for (auto& [id, stream] : open) stream->push({{id, {}, std::nullopt, FinishReason::kError}, now, reason});
+  for (auto& [id, stream] : open) stream->push({finish_event(id, FinishReason::kError), now, reason});
 }
 
 }  // namespace tessera

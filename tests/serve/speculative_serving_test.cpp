@@ -86,7 +86,9 @@ std::map<uint64_t, Outcome> run(const std::vector<SequenceRequest>& reqs, int32_
   sched.schedule(nullptr, k > 0 ? &draft : nullptr);  // drains the last finished sequences
   EXPECT_EQ(sched.running() + sched.waiting(), 0);
   EXPECT_EQ(sched.blocks().used(), 0);
-  if (k > 0) EXPECT_EQ(draft.released.size(), reqs.size());  // every sequence's draft state dropped
+  if (k > 0) {
+    EXPECT_EQ(draft.released.size(), reqs.size());  // every sequence's draft state dropped
+  }
   return out;
 }
 
