@@ -1,5 +1,6 @@
 #include "worker/worker.h"
 
+#include <algorithm>
 #include <chrono>
 #include <span>
 
@@ -23,6 +24,7 @@ Worker::Worker(const std::string& model_path, const WorkerOptions& options, cons
   pool_ = std::make_unique<kernels::ThreadPool>(options.threads);
   LoadOptions load_options;
   load_options.int8_copy = options.int8_copy;
+  load_options.state_slots = options.state_slots;
   model_ = load_model(model_path, *pool_, spec, comms, load_options);
   const ModelConfig& c = model_->config;
   KvCacheShape shape;
@@ -32,6 +34,14 @@ Worker::Worker(const std::string& model_path, const WorkerOptions& options, cons
   shape.head_dim = c.head_dim;
   const int64_t max_tokens = options.max_kv_tokens > 0 ? options.max_kv_tokens : c.max_seq_len;
   shape.n_blocks = options.kv_blocks > 0 ? options.kv_blocks : (max_tokens + shape.block_size - 1) / shape.block_size;
+  if (c.fixed_state) {
+    // The model keeps its per-sequence state in slots (docs/RECURRENT_GEMMA.md): no KV
+    // layers here. Blocks remain the coordinator's position accounting only, so they are
+    // large to keep block tables short at a million tokens.
+    shape.n_layers = 0;
+    shape.block_size = std::max<int64_t>(options.kv_block_size, kFixedStateBlock);
+    shape.n_blocks = (max_tokens + shape.block_size - 1) / shape.block_size;
+  }
   cache_ = std::make_unique<KvCache>(shape);
 }
 
@@ -67,6 +77,7 @@ StepResult Worker::run_step(const StepPlan& plan) {
       TESSERA_REQUIRE(b >= 0 && b < cache_->shape().n_blocks, ErrorKind::kInternal, "sequence ", s.seq_id,
                       ": KV block id ", b, " outside the pool of ", cache_->shape().n_blocks);
     batch.push_back({s.tokens, s.pos0, s.block_table, s.n_outputs});
+    batch.back().state_slot = s.state_slot;
     n_out += s.n_outputs;
   }
   const int64_t cols = model_->model->logits_cols();

@@ -15,12 +15,16 @@
 
 namespace tessera {
 
+// Positions per (accounting-only) KV block of a fixed-state model.
+constexpr int64_t kFixedStateBlock = 4096;
+
 struct WorkerOptions {
   int threads = 1;            // kernel threads
   int64_t kv_block_size = 16; // positions per KV block
   int64_t kv_blocks = 0;      // 0: enough for max_kv_tokens
   int64_t max_kv_tokens = 0;  // 0: the model's context length
   bool int8_copy = false;     // requantise the dense matrices to Q8_0 (speculative self-draft)
+  int64_t state_slots = 8;    // fixed-state families (RecurrentGemma): sequences in flight
 };
 
 class Worker {
@@ -39,6 +43,9 @@ class Worker {
   uint64_t streamed_bytes() const { return model_->streamed_bytes; }
 
   StepResult run_step(const StepPlan& plan);
+  // Fixed-state families: copy sequence state slot src into dst (save / restore).
+  void copy_state(int32_t src, int32_t dst) { model_->model->copy_state(src, dst); }
+  int64_t state_slots() const { return model_->model->state_slots(); }
 
  private:
   // Rows [row0, row0 + n_rows) of this step's logits over the whole vocabulary.
