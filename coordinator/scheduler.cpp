@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "common/error.h"
 
@@ -54,6 +55,11 @@ Scheduler::Scheduler(const SchedulerConfig& config, int64_t kv_blocks, int64_t k
   TESSERA_REQUIRE(config_.max_waiting >= 0, ErrorKind::kInvalidInput, "max queue must be >= 0");
   if (config_.max_context <= 0 || config_.max_context > kv_blocks * kv_block_size)
     config_.max_context = kv_blocks * kv_block_size;
+  if (config_.state_slots > 0) {
+    config_.max_running = std::min(config_.max_running, config_.state_slots);
+    config_.prefix_caching = false;
+    for (int64_t i = config_.state_slots - 1; i >= 0; --i) free_state_slots_.push_back(static_cast<int32_t>(i));
+  }
 }
 
 bool Scheduler::add(SequenceRequest request) {
@@ -85,6 +91,7 @@ void Scheduler::preempt(Sequence& s) {
   cache_.release(s.table);
   s.hashes.clear();
   s.computed = 0;
+  if (s.state_slot >= 0) free_state_slots_.push_back(std::exchange(s.state_slot, -1));
   waiting_.push_front(std::move(*it));
   running_.erase(it);
   ++preemptions_;
@@ -113,6 +120,7 @@ void Scheduler::add_slice(Sequence& s, int64_t n, StepPlan& plan) {
   st.tokens.assign(s.tokens.begin() + s.computed, s.tokens.begin() + s.computed + n);
   st.pos0 = s.computed;
   st.block_table = s.table;
+  st.state_slot = s.state_slot;
   st.sampling = s.req.sampling;
   st.rng_state = s.rng_state;
   const bool ends = s.computed + n == static_cast<int64_t>(s.tokens.size());
@@ -166,6 +174,7 @@ Scheduler::Iteration Scheduler::schedule() {
   for (auto i = running_.begin(); i != running_.end();) {
     if ((*i)->finish != FinishReason::kNone) {
       cache_.release((*i)->table);
+      if ((*i)->state_slot >= 0) free_state_slots_.push_back(std::exchange((*i)->state_slot, -1));
       it.plan.release.push_back((*i)->req.id);
       i = running_.erase(i);
     } else {
@@ -222,6 +231,11 @@ Scheduler::Iteration Scheduler::schedule() {
       break;
     }
     CHECK(cache_.ensure(s.table, s.computed + n));
+    if (config_.state_slots > 0) {  // a slot is free: running_ < max_running <= state_slots
+      CHECK(!free_state_slots_.empty());
+      s.state_slot = free_state_slots_.back();
+      free_state_slots_.pop_back();
+    }
     running_.push_back(std::move(waiting_.front()));
     waiting_.pop_front();
     add_slice(s, n, it.plan);

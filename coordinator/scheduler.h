@@ -36,6 +36,11 @@ struct SchedulerConfig {
   int64_t max_waiting = 256;       // queue bound: add() refuses beyond it
   int64_t max_context = 0;         // positions per sequence (prompt + generated)
   bool prefix_caching = true;
+  // > 0: a fixed-state model (RecurrentGemma): every running sequence holds one of the
+  // workers' state slots, taken at admission and returned at release or preemption
+  // (which recomputes from position 0, resetting the slot). max_running is capped to it
+  // and prefix caching is off (a cached block holds no recurrent state).
+  int64_t state_slots = 0;
 };
 
 enum class FinishReason { kNone, kStop, kLength, kCancelled, kError };
@@ -100,6 +105,7 @@ class Scheduler {
     uint64_t rng_state = 1;
     FinishReason finish = FinishReason::kNone;
     bool scheduled = false;          // has a slice in the current plan
+    int32_t state_slot = -1;         // fixed-state models (SchedulerConfig::state_slots)
   };
   using SeqPtr = std::unique_ptr<Sequence>;
 
@@ -118,6 +124,7 @@ class Scheduler {
   std::vector<std::pair<uint64_t, FinishReason>> pending_finish_;
   uint64_t next_step_ = 1;
   int64_t preemptions_ = 0;
+  std::vector<int32_t> free_state_slots_;  // fixed-state models only
 };
 
 }  // namespace tessera

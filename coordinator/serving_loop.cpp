@@ -35,8 +35,18 @@ void RequestStream::on_ready(std::function<void()> ready) {
   ready();
 }
 
+namespace {
+// Fixed-state models hold one worker state slot per running sequence.
+SchedulerConfig with_state_slots(SchedulerConfig c, const StepRunner& runner) {
+  if (runner.config().fixed_state) c.state_slots = runner.state_slots();
+  return c;
+}
+}  // namespace
+
 ServingLoop::ServingLoop(StepRunner& runner, const SchedulerConfig& config)
-    : runner_(runner), config_(config), scheduler_(config, runner.kv_blocks(), runner.kv_block_size()) {
+    : runner_(runner),
+      config_(config),
+      scheduler_(with_state_slots(config, runner), runner.kv_blocks(), runner.kv_block_size()) {
   config_ = scheduler_.config();  // with max_context resolved
 }
 

@@ -28,6 +28,8 @@ class StepRunner {
   virtual const ModelConfig& config() const = 0;
   virtual int64_t kv_blocks() const = 0;      // blocks in every worker's pool
   virtual int64_t kv_block_size() const = 0;  // positions per block
+  // Fixed-state models: the per-sequence state slots every worker holds (0 otherwise).
+  virtual int64_t state_slots() const { return config().fixed_state ? kDefaultStateSlots : 0; }
 };
 
 // The whole model in this process.
@@ -38,6 +40,7 @@ class LocalStepRunner final : public StepRunner {
   const ModelConfig& config() const override { return worker_.config(); }
   int64_t kv_blocks() const override { return worker_.kv_shape().n_blocks; }
   int64_t kv_block_size() const override { return worker_.kv_shape().block_size; }
+  int64_t state_slots() const override { return worker_.state_slots(); }
 
  private:
   Worker& worker_;

@@ -34,14 +34,10 @@ Worker::Worker(const std::string& model_path, const WorkerOptions& options, cons
   shape.head_dim = c.head_dim;
   const int64_t max_tokens = options.max_kv_tokens > 0 ? options.max_kv_tokens : c.max_seq_len;
   shape.n_blocks = options.kv_blocks > 0 ? options.kv_blocks : (max_tokens + shape.block_size - 1) / shape.block_size;
-  if (c.fixed_state) {
-    // The model keeps its per-sequence state in slots (docs/RECURRENT_GEMMA.md): no KV
-    // layers here. Blocks remain the coordinator's position accounting only, so they are
-    // large to keep block tables short at a million tokens.
-    shape.n_layers = 0;
-    shape.block_size = std::max<int64_t>(options.kv_block_size, kFixedStateBlock);
-    shape.n_blocks = (max_tokens + shape.block_size - 1) / shape.block_size;
-  }
+  // A fixed-state model keeps its per-sequence state in slots (docs/RECURRENT_GEMMA.md):
+  // no KV layers. Blocks stay the coordinator's position accounting (same arithmetic as
+  // the coordinator's, so block ids agree); they cost no memory here.
+  if (c.fixed_state) shape.n_layers = 0;
   cache_ = std::make_unique<KvCache>(shape);
 }
 

@@ -15,8 +15,9 @@
 
 namespace tessera {
 
-// Positions per (accounting-only) KV block of a fixed-state model.
-constexpr int64_t kFixedStateBlock = 4096;
+// State slots of a fixed-state model's worker (RecurrentGemma) unless set otherwise;
+// remote workers (loaded over RPC) always use this many.
+constexpr int64_t kDefaultStateSlots = 8;
 
 struct WorkerOptions {
   int threads = 1;            // kernel threads
@@ -24,7 +25,7 @@ struct WorkerOptions {
   int64_t kv_blocks = 0;      // 0: enough for max_kv_tokens
   int64_t max_kv_tokens = 0;  // 0: the model's context length
   bool int8_copy = false;     // requantise the dense matrices to Q8_0 (speculative self-draft)
-  int64_t state_slots = 8;    // fixed-state families (RecurrentGemma): sequences in flight
+  int64_t state_slots = kDefaultStateSlots;  // fixed-state families (RecurrentGemma): sequences in flight
 };
 
 class Worker {

@@ -59,7 +59,7 @@ std::vector<float> step(Worker& w, std::span<const int32_t> tokens, int64_t pos0
   s.tokens.assign(tokens.begin(), tokens.end());
   s.pos0 = pos0;
   s.state_slot = slot;
-  s.block_table.assign(static_cast<size_t>((pos0 + s.tokens.size()) / kFixedStateBlock + 1), 0);
+  s.block_table.assign(static_cast<size_t>((pos0 + s.tokens.size()) / w.kv_shape().block_size + 1), 0);
   s.n_outputs = 1;
   s.return_logits = true;
   plan.sequences.push_back(s);
