@@ -80,6 +80,7 @@ StepResult Worker::run_step(const StepPlan& plan) {
   const bool last_stage = model_->plan.last_stage();
   logits_.resize(static_cast<size_t>(last_stage ? n_out * cols : 0));
 
+  for (const StateCopy& sc : plan.state_copies) model_->model->copy_state(sc.src, sc.dst);
   auto t0 = std::chrono::steady_clock::now();
   model_->model->forward(batch, *cache_, logits_.data());
   result.forward_seconds = seconds_since(t0);

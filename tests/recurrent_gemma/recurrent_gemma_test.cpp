@@ -141,7 +141,9 @@ TEST(RecurrentGemma, SavedStateContinuesExactly) {
   w.copy_state(0, 5);  // save
   std::vector<int32_t> other = {2, 7, 7, 7, 300, 1, 9};
   step(w, other, 0, 0);  // another sequence takes slot 0 (pos0 = 0 resets it)
-  w.copy_state(5, 0);  // restore
+  StepPlan restore;      // the coordinator's way: a copy in the step plan, before the forward
+  restore.state_copies.push_back({5, 0});
+  w.run_step(restore);
   run(b, 0, 50, &logits_b);
   EXPECT_EQ(a, b);
   EXPECT_EQ(logits_a, logits_b);
