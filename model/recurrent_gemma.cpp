@@ -20,7 +20,7 @@ std::vector<int64_t> state_layout(const RecurrentGemmaConfig& rc, const ShardPla
     if (rc.blocks[l] == TemporalBlock::kRecurrent)
       floats.push_back((rc.conv_width - 1) * lru_local + lru_local);
     else
-      floats.push_back(2 * rc.window * rc.base.head_dim);
+      floats.push_back(2 * 2 * rc.window * rc.base.head_dim);  // K and V rings, each doubled
   }
   return floats;
 }
@@ -226,27 +226,43 @@ void RecurrentGemmaModel::attention_block(int64_t l, std::span<const ForwardSequ
   int64_t t0 = 0;
   for (const ForwardSequence& s : batch) {
     const int64_t n = static_cast<int64_t>(s.tokens.size());
-    float* ring_k = states_.layer(s.state_slot, l);  // [W][hd], position p at row p % W
-    float* ring_v = ring_k + W * hd;
-    // Keys visible to this chunk: the last W - 1 positions before it (from the ring),
-    // then the chunk's own; the window mask does the rest.
-    const int64_t n_hist = std::min(s.pos0, W - 1), n_kv = n_hist + n;
-    kv_k_.resize(n_kv * hd);
-    kv_v_.resize(n_kv * hd);
-    for (int64_t i = 0; i < n_hist; ++i) {
-      const int64_t p = s.pos0 - n_hist + i;
-      std::copy_n(ring_k + (p % W) * hd, hd, kv_k_.data() + i * hd);
-      std::copy_n(ring_v + (p % W) * hd, hd, kv_v_.data() + i * hd);
+    // Rings [2W][hd]: position p at rows p % W and p % W + W, so the last W positions
+    // are always contiguous (rows s .. s + W - 1 for s = (p - W + 1) % W).
+    float* ring_k = states_.layer(s.state_slot, l);
+    float* ring_v = ring_k + 2 * W * hd;
+    auto ring_put = [&](int64_t t, int64_t p) {
+      for (float* ring : {ring_k, ring_v}) {
+        const float* src = (ring == ring_k ? k_ : v_).data() + t * hd;
+        std::copy_n(src, hd, ring + (p % W) * hd);
+        std::copy_n(src, hd, ring + (p % W + W) * hd);
+      }
+    };
+    const float* kb;
+    const float* vb;
+    int64_t n_hist, n_kv;
+    if (n == 1) {  // decode: attend in place over the ring's last min(pos0 + 1, W) positions
+      ring_put(t0, s.pos0);
+      n_kv = std::min(s.pos0 + 1, W);
+      n_hist = n_kv - 1;
+      const int64_t row = (s.pos0 - n_hist) % W;
+      kb = ring_k + row * hd;
+      vb = ring_v + row * hd;
+    } else {
+      // A chunk: the last W - 1 positions before it (one contiguous ring range), then
+      // the chunk's own keys; the window mask does the rest.
+      n_hist = std::min(s.pos0, W - 1);
+      n_kv = n_hist + n;
+      kv_k_.resize(n_kv * hd);
+      kv_v_.resize(n_kv * hd);
+      const int64_t row = (s.pos0 - n_hist) % W;
+      std::copy_n(ring_k + row * hd, n_hist * hd, kv_k_.data());
+      std::copy_n(ring_v + row * hd, n_hist * hd, kv_v_.data());
+      std::copy_n(k_.data() + t0 * hd, n * hd, kv_k_.data() + n_hist * hd);
+      std::copy_n(v_.data() + t0 * hd, n * hd, kv_v_.data() + n_hist * hd);
+      for (int64_t i = std::max<int64_t>(0, n - W); i < n; ++i) ring_put(t0 + i, s.pos0 + i);
+      kb = kv_k_.data();
+      vb = kv_v_.data();
     }
-    std::copy_n(k_.data() + t0 * hd, n * hd, kv_k_.data() + n_hist * hd);
-    std::copy_n(v_.data() + t0 * hd, n * hd, kv_v_.data() + n_hist * hd);
-    for (int64_t i = std::max<int64_t>(0, n - W); i < n; ++i) {
-      const int64_t p = s.pos0 + i;
-      std::copy_n(k_.data() + (t0 + i) * hd, hd, ring_k + (p % W) * hd);
-      std::copy_n(v_.data() + (t0 + i) * hd, hd, ring_v + (p % W) * hd);
-    }
-    const float* kb = kv_k_.data();
-    const float* vb = kv_v_.data();
     k::AttentionArgs a;
     a.q = q_.data() + t0 * q_local_;
     a.n_q = n;

@@ -5,8 +5,9 @@
 //
 // Per recurrent layer: the conv inputs of the last conv_width - 1 positions
 // [conv_width - 1][lru_local] and the RG-LRU state h [lru_local] (f32). Per attention
-// layer: a ring of the last `window` keys and values [window][head_dim] each, position p
-// at row p % window. The size does not depend on the context length.
+// layer: rings of the last `window` keys and values, [2 window][head_dim] each (position
+// p at rows p % window and p % window + window, so the window is always one contiguous
+// range and decode attends in place). The size does not depend on the context length.
 #pragma once
 
 #include <cstdint>
