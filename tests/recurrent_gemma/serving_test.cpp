@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "common/error.h"
+#include "coordinator/batch_generator.h"
 #include "coordinator/generator.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/step_runner.h"
@@ -135,6 +137,28 @@ TEST(RecurrentGemmaServing, SchedulerCapsRunningToSlotsAndDisablesPrefixCache) {
   for (const SequenceStep& st : it.plan.sequences)
     if (st.pos0 == 0) reused = reused || st.state_slot == freed;
   EXPECT_TRUE(reused);
+}
+
+}  // namespace
+}  // namespace tessera
+
+namespace tessera {
+namespace {
+
+// Offline batches (generate_batch, tessera bench --sequences): one slot per sequence.
+TEST(RecurrentGemmaServing, BatchGeneratorEqualsAloneRuns) {
+  Worker w(kDir, WorkerOptions{});
+  LocalStepRunner runner(w);
+  KvBlockAllocator allocator(runner.kv_blocks());
+  const auto ps = prompts();
+  BatchOptions bo;
+  bo.max_new_tokens = 12;
+  bo.micro_batches = 2;
+  const auto out = generate_batch(runner, allocator, ps, bo, nullptr);
+  ASSERT_EQ(out.size(), ps.size());
+  for (size_t i = 0; i < ps.size(); ++i) EXPECT_EQ(out[i], alone(w, ps[i], 12)) << "sequence " << i;
+  std::vector<std::vector<int32_t>> too_many(9, ps[0]);
+  EXPECT_THROW(generate_batch(runner, allocator, too_many, bo, nullptr), Error);
 }
 
 }  // namespace
