@@ -17,6 +17,8 @@
 #include "common/json.h"
 #include "common/mapped_file.h"
 #include "coordinator/generator.h"
+#include "model/recurrent_gemma_config.h"
+#include "sharding/plan.h"
 #include "worker/worker.h"
 
 namespace tessera {
@@ -68,6 +70,42 @@ std::vector<float> step(Worker& w, std::span<const int32_t> tokens, int64_t pos0
 
 int32_t argmax(const std::vector<float>& v) {
   return static_cast<int32_t>(std::max_element(v.begin(), v.end()) - v.begin());
+}
+
+// The published layouts (config.json of google/recurrentgemma-2b and -9b: top-level
+// rope_theta and partial_rotary_factor, as transformers 4.x wrote them).
+TEST(RecurrentGemma, PublishedConfigs) {
+  const char* k2b = R"({"architectures": ["RecurrentGemmaForCausalLM"], "attention_bias": false,
+    "attention_window_size": 2048, "block_types": ["recurrent", "recurrent", "attention"], "conv1d_width": 4,
+    "embeddings_scale_by_sqrt_dim": true, "final_w_init_variance_scale": 0.07692307692307693, "head_dim": 256,
+    "hidden_activation": "gelu_pytorch_tanh", "hidden_size": 2560, "intermediate_size": 15360,
+    "logits_soft_cap": 30.0, "lru_width": 2560, "model_type": "recurrent_gemma", "num_attention_heads": 10,
+    "num_hidden_layers": 26, "num_key_value_heads": 1, "partial_rotary_factor": 0.5, "rms_norm_eps": 1e-06,
+    "rope_theta": 10000.0, "torch_dtype": "bfloat16", "vocab_size": 256000, "w_init_variance_scale": 0.01})";
+  const RecurrentGemmaConfig c2 = recurrent_gemma_config_from_json(Json::parse(k2b, "2b"), "2b");
+  EXPECT_EQ(c2.base.ffn_dim, 7680);
+  EXPECT_EQ(c2.base.rope_dim, 128);
+  EXPECT_EQ(c2.base.embedding_scale, 50.5f);  // bf16(sqrt(2560)) = 50.5, not 50.596
+  EXPECT_EQ(c2.lru_block(), 256);
+  EXPECT_EQ(c2.window, 2048);
+  int attention = 0;
+  for (TemporalBlock b : c2.blocks) attention += b == TemporalBlock::kAttention;
+  EXPECT_EQ(attention, 8);  // layers 2, 5, ..., 23
+  std::string k9b = k2b;
+  for (auto [from, to] : {std::pair<std::string, std::string>{"\"hidden_size\": 2560", "\"hidden_size\": 4096"},
+                          {"\"intermediate_size\": 15360", "\"intermediate_size\": 24576"},
+                          {"\"lru_width\": 2560", "\"lru_width\": 4096"},
+                          {"\"num_attention_heads\": 10", "\"num_attention_heads\": 16"},
+                          {"\"num_hidden_layers\": 26", "\"num_hidden_layers\": 38"}})
+    k9b.replace(k9b.find(from), from.size(), to);
+  const RecurrentGemmaConfig c9 = recurrent_gemma_config_from_json(Json::parse(k9b, "9b"), "9b");
+  EXPECT_EQ(c9.base.ffn_dim, 12288);
+  EXPECT_EQ(c9.base.embedding_scale, 64.0f);
+  EXPECT_EQ(c9.lru_block(), 256);
+  ShardSpec spec;  // 16 heads split over tp 8; 10 heads of the 2B do not
+  spec.tp = 8;
+  EXPECT_NO_THROW(make_shard_plan(c9.base, spec));
+  EXPECT_THROW(make_shard_plan(c2.base, spec), Error);
 }
 
 TEST(RecurrentGemma, ConfigFromCheckpoint) {
