@@ -59,6 +59,7 @@ int run_bench(int argc, char** argv) {
   a.flag("prompt-tokens", "N", "prompt length (random token ids, fixed seed)", "128");
   a.flag("gen-tokens", "N", "tokens to decode after the prompt", "64");
   a.flag("repeat", "N", "repetitions; the median is reported", "3");
+  a.flag("prefill-chunk", "N", "prompt tokens per prefill step; 0 = the whole prompt in one step", "0");
   a.flag("no-limits", "", "skip measuring the machine's limits");
   a.flag("json", "", "print one JSON object instead of the table");
   a.flag("sequences", "S", "decode S sequences together (throughput mode) instead of one", "1");
@@ -157,7 +158,7 @@ int bench_with(const Args& a, StepRunner& runner, uint64_t weight_bytes, uint64_
   Generator gen(runner);
   GenerateOptions opt;
   opt.max_new_tokens = n_gen;
-  opt.prefill_chunk = n_prompt;
+  opt.prefill_chunk = a.int64("prefill-chunk") > 0 ? a.int64("prefill-chunk") : n_prompt;
   std::vector<double> prefill, decode;
   for (int64_t r = 0; r < repeat + 1; ++r) {  // the first run warms caches and page mappings
     GenerateStats s = gen.generate(prompt, opt, [](int32_t) { return true; });

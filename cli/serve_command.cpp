@@ -148,6 +148,9 @@ int serve(const Args& a, StepRunner& runner, const Tokenizer& tok, const checkpo
   sc.max_step_seconds = max_step_ms / 1000;
   std::unique_ptr<DraftProposer> drafts;
   if (a.has("draft")) {
+    TESSERA_REQUIRE(!runner.config().fixed_state, ErrorKind::kInvalidInput,
+                    "--draft: speculative decoding of a fixed-state model (RecurrentGemma) needs its recurrent state "
+                    "restored after rejections, which is not implemented yet");
     sc.speculative_k = static_cast<int32_t>(a.int64("draft-k"));
     TESSERA_REQUIRE(sc.speculative_k >= 1 && sc.speculative_k <= 16, ErrorKind::kInvalidInput,
                     "--draft-k must be in 1..16, got ", sc.speculative_k);

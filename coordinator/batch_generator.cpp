@@ -39,6 +39,11 @@ std::vector<std::vector<int32_t>> generate_batch(StepRunner& runner, KvBlockAllo
   TESSERA_REQUIRE(o.micro_batches >= 1, ErrorKind::kInvalidInput, "micro-batches must be >= 1");
   TESSERA_REQUIRE(o.max_new_tokens >= 1, ErrorKind::kInvalidInput, "max new tokens must be >= 1");
   const int64_t block_size = runner.kv_block_size();
+  // Fixed-state models: every sequence holds state slot `index` for the whole batch.
+  const bool fixed_state = runner.config().fixed_state;
+  TESSERA_REQUIRE(!fixed_state || static_cast<int64_t>(prompts.size()) <= runner.state_slots(),
+                  ErrorKind::kInvalidInput, prompts.size(), " sequences at once need as many state slots; the workers hold ",
+                  runner.state_slots());
   std::vector<MicroBatch> mbs(static_cast<size_t>(std::min<size_t>(o.micro_batches, prompts.size())));
   for (size_t i = 0; i < prompts.size(); ++i) {
     TESSERA_REQUIRE(!prompts[i].empty(), ErrorKind::kInvalidInput, "prompt ", i, " is empty");
@@ -72,6 +77,7 @@ std::vector<std::vector<int32_t>> generate_batch(StepRunner& runner, KvBlockAllo
         st.pos0 = n - 1;
       }
       st.block_table = s.blocks;
+      if (fixed_state) st.state_slot = static_cast<int32_t>(s.index);
       st.n_outputs = 1;
       st.sampling = o.sampling;
       st.rng_state = s.rng;

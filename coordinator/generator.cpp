@@ -67,6 +67,7 @@ GenerateStats Generator::generate(std::span<const int32_t> prompt, const Generat
   seq.seq_id = next_seq_id_++;
   seq.sampling = options.sampling;
   seq.rng_state = options.seed != 0 ? options.seed : 0x9E3779B97F4A7C15ull;
+  if (runner_.config().fixed_state) seq.state_slot = 0;  // one sequence at a time here
   StepPlan plan;
   plan.sequences.resize(1);
 
@@ -111,6 +112,7 @@ std::vector<float> Generator::score(std::span<const int32_t> tokens) {
   seq.tokens.assign(tokens.begin(), tokens.end());
   seq.n_outputs = static_cast<int32_t>(n);
   seq.return_logits = true;
+  if (runner_.config().fixed_state) seq.state_slot = 0;
   TESSERA_REQUIRE(allocator_.ensure(seq.block_table, n, runner_.kv_block_size()), ErrorKind::kResource,
                   "KV cache too small to score ", n, " tokens");
   StepPlan plan;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "common/error.h"
 
@@ -54,6 +55,11 @@ Scheduler::Scheduler(const SchedulerConfig& config, int64_t kv_blocks, int64_t k
   TESSERA_REQUIRE(config_.max_waiting >= 0, ErrorKind::kInvalidInput, "max queue must be >= 0");
   if (config_.max_context <= 0 || config_.max_context > kv_blocks * kv_block_size)
     config_.max_context = kv_blocks * kv_block_size;
+  if (config_.state_slots > 0) {
+    config_.max_running = std::min(config_.max_running, config_.state_slots);
+    config_.prefix_caching = false;
+    for (int64_t i = config_.state_slots - 1; i >= 0; --i) free_state_slots_.push_back(static_cast<int32_t>(i));
+  }
 }
 
 bool Scheduler::add(SequenceRequest request) {
@@ -86,6 +92,7 @@ void Scheduler::preempt(Sequence& s) {
   cache_.release(s.table);
   s.hashes.clear();
   s.computed = 0;
+  if (s.state_slot >= 0) free_state_slots_.push_back(std::exchange(s.state_slot, -1));
   waiting_.push_front(std::move(*it));
   running_.erase(it);
   ++preemptions_;
@@ -114,6 +121,7 @@ void Scheduler::add_slice(Sequence& s, int64_t n, StepPlan& plan) {
   st.tokens.assign(s.tokens.begin() + s.computed, s.tokens.begin() + s.computed + n);
   st.pos0 = s.computed;
   st.block_table = s.table;
+  st.state_slot = s.state_slot;
   st.sampling = s.req.sampling;
   st.rng_state = s.rng_state;
   const bool ends = s.computed + n == static_cast<int64_t>(s.tokens.size());
@@ -170,6 +178,7 @@ Scheduler::Iteration Scheduler::schedule(const StepCostModel* cost, DraftPropose
     if ((*i)->finish != FinishReason::kNone && !(*i)->scheduled) {
       cache_.release((*i)->table);
       if (drafts != nullptr) drafts->release((*i)->req.id);
+      if ((*i)->state_slot >= 0) free_state_slots_.push_back(std::exchange((*i)->state_slot, -1));
       it.plan.release.push_back((*i)->req.id);
       i = running_.erase(i);
     } else {
@@ -219,7 +228,9 @@ Scheduler::Iteration Scheduler::schedule(const StepCostModel* cost, DraftPropose
   const auto decode_cap = static_cast<size_t>((static_cast<int64_t>(running_.size()) + depth - 1) / depth);
   if (decoders.size() > decode_cap) decoders.resize(decode_cap);
   std::vector<DraftRequest> proposals;
-  if (drafts != nullptr && config_.speculative_k > 0) {
+  // Fixed-state models would need their recurrent state restored after a rejection
+  // (not done yet): they decode plainly.
+  if (drafts != nullptr && config_.speculative_k > 0 && config_.state_slots == 0) {
     for (Sequence* s : decoders) {
       if (s->req.sampling.n_logprobs >= 0 || s->req.prompt_logprobs) continue;  // verify reports no logprobs
       const int64_t room = std::min(s->req.max_tokens - s->generated - 1,
@@ -303,6 +314,11 @@ Scheduler::Iteration Scheduler::schedule(const StepCostModel* cost, DraftPropose
       break;
     }
     CHECK(cache_.ensure(s.table, s.computed + n));
+    if (config_.state_slots > 0) {  // a slot is free: running_ < max_running <= state_slots
+      CHECK(!free_state_slots_.empty());
+      s.state_slot = free_state_slots_.back();
+      free_state_slots_.pop_back();
+    }
     running_.push_back(std::move(waiting_.front()));
     waiting_.pop_front();
     plan_slice(s, n);

@@ -57,6 +57,11 @@ struct SchedulerConfig {
   // about running / depth of the decodes, so consecutive plans carry different
   // sequences and every stage has work.
   int32_t pipeline_depth = 1;
+  // > 0: a fixed-state model (RecurrentGemma): every running sequence holds one of the
+  // workers' state slots, taken at admission and returned at release or preemption
+  // (which recomputes from position 0, resetting the slot). max_running is capped to it
+  // and prefix caching is off (a cached block holds no recurrent state).
+  int64_t state_slots = 0;
 };
 
 enum class FinishReason { kNone, kStop, kLength, kCancelled, kError };
@@ -141,6 +146,7 @@ class Scheduler {
     SpeculativeCounts speculative;
     FinishReason finish = FinishReason::kNone;
     bool scheduled = false;          // has a slice in the current plan
+    int32_t state_slot = -1;         // fixed-state models (SchedulerConfig::state_slots)
   };
   using SeqPtr = std::unique_ptr<Sequence>;
 
@@ -159,6 +165,7 @@ class Scheduler {
   std::vector<std::pair<uint64_t, FinishReason>> pending_finish_;
   uint64_t next_step_ = 1;
   int64_t preemptions_ = 0;
+  std::vector<int32_t> free_state_slots_;  // fixed-state models only
 };
 
 }  // namespace tessera

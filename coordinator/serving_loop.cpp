@@ -38,8 +38,11 @@ void RequestStream::on_ready(std::function<void()> ready) {
 }
 
 namespace {
-SchedulerConfig with_depth(SchedulerConfig c, const StepRunner& runner) {
+// What the runner decides: the pipeline depth, and for fixed-state models one worker
+// state slot per running sequence.
+SchedulerConfig for_runner(SchedulerConfig c, const StepRunner& runner) {
   c.pipeline_depth = std::max(1, runner.pipeline_depth());
+  if (runner.config().fixed_state) c.state_slots = runner.state_slots();
   return c;
 }
 }  // namespace
@@ -48,7 +51,7 @@ ServingLoop::ServingLoop(StepRunner& runner, const SchedulerConfig& config, Draf
     : runner_(runner),
       drafts_(drafts),
       config_(config),
-      scheduler_(with_depth(config, runner), runner.kv_blocks(), runner.kv_block_size()) {
+      scheduler_(for_runner(config, runner), runner.kv_blocks(), runner.kv_block_size()) {
   config_ = scheduler_.config();  // with max_context resolved
 }
 

@@ -158,6 +158,9 @@ std::unique_ptr<Draft> make_draft(const std::string& spec, const std::string& ta
 SpeculativeGenerator::SpeculativeGenerator(StepRunner& target, Draft& draft, SpeculativeOptions options)
     : target_(target), draft_(draft), options_(options), allocator_(target.kv_blocks()), k_(options.k) {
   TESSERA_REQUIRE(options.k >= 1, ErrorKind::kInvalidInput, "--draft-k must be >= 1, got ", options.k);
+  TESSERA_REQUIRE(!target.config().fixed_state, ErrorKind::kInvalidInput,
+                  "speculative decoding of a fixed-state model (RecurrentGemma) needs its recurrent state restored "
+                  "after rejections, which is not implemented yet: run it without --draft");
   TESSERA_REQUIRE(options.k_min >= 1 && options.k_min <= options.k_max, ErrorKind::kInvalidInput,
                   "adaptive K bounds must satisfy 1 <= min <= max");
 }

@@ -41,6 +41,8 @@ class StepRunner {
   virtual int pipeline_depth() const { return 1; }
   // Every rank's cumulative step time; call from the thread that runs steps.
   virtual std::vector<RankStepTime> rank_step_times() const = 0;
+  // Fixed-state models: the per-sequence state slots every worker holds (0 otherwise).
+  virtual int64_t state_slots() const { return config().fixed_state ? kDefaultStateSlots : 0; }
 };
 
 // The whole model in this process.
@@ -57,6 +59,7 @@ class LocalStepRunner final : public StepRunner {
   const ModelConfig& config() const override { return worker_.config(); }
   int64_t kv_blocks() const override { return worker_.kv_shape().n_blocks; }
   int64_t kv_block_size() const override { return worker_.kv_shape().block_size; }
+  int64_t state_slots() const override { return worker_.state_slots(); }
 
  private:
   Worker& worker_;

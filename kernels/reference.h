@@ -76,3 +76,12 @@ inline float rope_inv_freq(int64_t i, int64_t rot_dim, float theta) {
 }
 
 }  // namespace tessera::kernels::ref
+
+// ---- linear-recurrent ops (kernels/recurrent.h), in double, token by token ----
+namespace tessera::kernels::ref {
+void conv1d_causal(const float* x, int64_t x_stride, const float* w, const float* b, float* state, float* out,
+                   int64_t n_tok, int64_t channels, int64_t taps);
+void rglru_coefficients(float* gate_a, float* gate_x, float* x, const float* softplus_lambda, const uint8_t* reset,
+                        int64_t n_tok, int64_t channels);
+void rglru_scan(const float* a, const float* u, float* h, float* out, int64_t n_tok, int64_t channels);
+}  // namespace tessera::kernels::ref

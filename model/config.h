@@ -38,6 +38,10 @@ struct ModelConfig {
   bool tied_embeddings = false;  // LM head shares token_embd
   float embedding_scale = 1.0f;  // Gemma multiplies embeddings by sqrt(dim)
   MoeConfig moe;                 // mixture-of-experts FFN when moe.n_experts > 0 (docs/MOE.md)
+  // A family with a fixed-size per-sequence state (Griffin / RecurrentGemma) instead of a
+  // KV cache that grows with the context: the worker keeps no paged KV for it, and each
+  // sequence needs a state slot (SequenceStep::state_slot). docs/RECURRENT_GEMMA.md.
+  bool fixed_state = false;
 
   int64_t q_dim() const { return n_heads * head_dim; }
   int64_t kv_dim() const { return n_kv_heads * head_dim; }

@@ -7,6 +7,7 @@
 #include "checkpoint/safetensors_reader.h"
 #include "common/error.h"
 #include "model/moe_config_loader.h"
+#include "model/recurrent_gemma_config.h"
 
 namespace tessera {
 
@@ -165,7 +166,10 @@ ModelConfig load_model_config(const checkpoint::Checkpoint& ck) {
   } else if (const auto* s = dynamic_cast<const checkpoint::SafetensorsReader*>(&ck)) {
     TESSERA_REQUIRE(s->config() != nullptr, ErrorKind::kNotFound, ck.path(),
                     ": no config.json next to the safetensors; it is needed for the hyperparameters");
-    c = config_from_hf_json(*s->config(), ck.path() + " (config.json)");
+    if (is_recurrent_gemma_json(*s->config()))  // Griffin / RecurrentGemma (docs/RECURRENT_GEMMA.md)
+      c = recurrent_gemma_config_from_json(*s->config(), ck.path() + " (config.json)").base;
+    else
+      c = config_from_hf_json(*s->config(), ck.path() + " (config.json)");
   } else {
     TESSERA_FAIL(ErrorKind::kUnsupported, ck.path(), ": unsupported checkpoint format '", ck.format(), "'");
   }

@@ -7,7 +7,8 @@
 namespace tessera {
 
 KvCache::KvCache(const KvCacheShape& shape) : shape_(shape) {
-  TESSERA_REQUIRE(shape.n_layers > 0 && shape.n_blocks > 0 && shape.block_size > 0 && shape.n_kv_heads > 0 &&
+  // n_layers may be 0: a fixed-state model (RecurrentGemma) keeps no paged KV.
+  TESSERA_REQUIRE(shape.n_layers >= 0 && shape.n_blocks > 0 && shape.block_size > 0 && shape.n_kv_heads > 0 &&
                       shape.head_dim > 0,
                   ErrorKind::kInvalidInput, "KV cache shape must be positive in every dimension");
   const int64_t floats = shape.n_layers * shape.n_blocks * shape.block_floats();

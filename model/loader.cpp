@@ -8,6 +8,7 @@
 #include "model/int8_copy.h"
 #include "model/llama.h"
 #include "model/moe_loader.h"
+#include "model/recurrent_gemma_loader.h"
 #include "model/tensor_names.h"
 
 namespace tessera {
@@ -159,6 +160,7 @@ LlamaWeights bind_llama(const checkpoint::Checkpoint& ck, const ModelConfig& c, 
 std::unique_ptr<LoadedModel> load_model(std::unique_ptr<checkpoint::Checkpoint> ck, kernels::ThreadPool& pool,
                                         const ShardSpec& spec, const ModelComms& comms,
                                         const LoadOptions& options) {
+  if (is_recurrent_gemma(*ck)) return load_recurrent_gemma(std::move(ck), pool, spec, comms, options);
   auto loaded = std::make_unique<LoadedModel>();
   loaded->config = load_model_config(*ck);
   const TensorNaming naming = ck->format() == "safetensors" ? TensorNaming::kHuggingFace : TensorNaming::kGguf;

@@ -32,6 +32,8 @@ struct LoadOptions {
   // Self-speculation's draft: requantise the dense matrices to Q8_0 copies
   // (model/int8_copy.h).
   bool int8_copy = false;
+  // Fixed-state families (RecurrentGemma): per-sequence state slots on this worker.
+  int64_t state_slots = 8;
 };
 
 // Throws tessera::Error naming the file, the tensor and the expected/actual shape or

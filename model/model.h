@@ -21,6 +21,8 @@ struct ForwardSequence {
   int64_t pos0 = 0;                       // KV for [0, pos0) is already in the cache
   std::span<const int32_t> block_table;   // covers [0, pos0 + tokens.size())
   int64_t n_outputs = 1;                  // logits for the last n_outputs new tokens
+  int32_t state_slot = -1;                // fixed-state families: the sequence's state slot
+                                          // (reset when pos0 == 0); -1 for KV-cache families
 };
 
 // The peers a sharded model talks to; null means "no peers in that dimension" (the
@@ -41,6 +43,11 @@ class DecoderModel {
   virtual void forward(std::span<const ForwardSequence> batch, KvCache& cache, float* logits) = 0;
   virtual int64_t logits_cols() const = 0;
   virtual int64_t logits_offset() const = 0;
+  // Fixed-state families (ModelConfig::fixed_state): how many per-sequence state slots
+  // this worker holds, and a copy of one slot's state into another (the coordinator's
+  // save / restore for preemption and rollback). Others hold none.
+  virtual int64_t state_slots() const { return 0; }
+  virtual void copy_state(int32_t src, int32_t dst);
 };
 
 }  // namespace tessera

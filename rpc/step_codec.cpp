@@ -180,6 +180,11 @@ void to_capnp(const StepPlan& v, schema::StepPlan::Builder b) {
   auto seqs = b.initSequences(list_size(v.sequences.size(), "StepPlan.sequences"));
   for (unsigned i = 0; i < v.sequences.size(); ++i) to_capnp(v.sequences[i], seqs[i]);
   copy_to(v.release, b.initRelease(list_size(v.release.size(), "StepPlan.release")));
+  auto copies = b.initStateCopies(list_size(v.state_copies.size(), "StepPlan.stateCopies"));
+  for (unsigned i = 0; i < v.state_copies.size(); ++i) {
+    copies[i].setSrc(v.state_copies[i].src);
+    copies[i].setDst(v.state_copies[i].dst);
+  }
 }
 
 void to_capnp(const SequenceOutput& v, schema::SequenceOutput::Builder b) {
@@ -250,6 +255,13 @@ StepPlan from_capnp(schema::StepPlan::Reader r) {
                     ".seqId = ", v.sequences.back().seq_id, " appears twice in step ", v.step_id);
   }
   v.release = copy_from<uint64_t>(r.getRelease());
+  i = 0;
+  for (auto c : r.getStateCopies()) {
+    TESSERA_REQUIRE(c.getSrc() >= 0 && c.getDst() >= 0, ErrorKind::kInvalidInput, "StepPlan.stateCopies[", i,
+                    "] = ", c.getSrc(), " -> ", c.getDst(), ": slots must be >= 0");
+    v.state_copies.push_back({c.getSrc(), c.getDst()});
+    ++i;
+  }
   return v;
 }
 

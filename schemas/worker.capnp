@@ -63,6 +63,12 @@ struct StepPlan {
   stepId @0 :UInt64;
   sequences @1 :List(SequenceStep);
   release @2 :List(UInt64);        # sequences finished since the last step
+  stateCopies @3 :List(StateCopy); # fixed-state models: slot copies before the forward
+}
+
+struct StateCopy {
+  src @0 :Int32;
+  dst @1 :Int32;
 }
 
 struct SequenceOutput {

@@ -44,10 +44,19 @@ struct SequenceStep {
   std::vector<float> draft_probs;
 };
 
+// Copy a fixed-state model's sequence state from slot src into slot dst.
+struct StateCopy {
+  int32_t src = 0, dst = 0;
+};
+
 struct StepPlan {
   uint64_t step_id = 0;
   std::vector<SequenceStep> sequences;
   std::vector<uint64_t> release;  // sequences finished since the last step
+  // Fixed-state models (RecurrentGemma): state slot copies every worker applies, in
+  // order, before the forward: the coordinator's save (copy into a spare slot) and
+  // restore (copy back) for preemption and speculative rollback. docs/RECURRENT_GEMMA.md.
+  std::vector<StateCopy> state_copies;
 };
 
 struct SequenceOutput {

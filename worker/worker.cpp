@@ -1,5 +1,6 @@
 #include "worker/worker.h"
 
+#include <algorithm>
 #include <chrono>
 #include <span>
 
@@ -23,6 +24,7 @@ Worker::Worker(const std::string& model_path, const WorkerOptions& options, cons
   pool_ = std::make_unique<kernels::ThreadPool>(options.threads);
   LoadOptions load_options;
   load_options.int8_copy = options.int8_copy;
+  load_options.state_slots = options.state_slots;
   model_ = load_model(model_path, *pool_, spec, comms, load_options);
   const ModelConfig& c = model_->config;
   KvCacheShape shape;
@@ -32,6 +34,10 @@ Worker::Worker(const std::string& model_path, const WorkerOptions& options, cons
   shape.head_dim = c.head_dim;
   const int64_t max_tokens = options.max_kv_tokens > 0 ? options.max_kv_tokens : c.max_seq_len;
   shape.n_blocks = options.kv_blocks > 0 ? options.kv_blocks : (max_tokens + shape.block_size - 1) / shape.block_size;
+  // A fixed-state model keeps its per-sequence state in slots (docs/RECURRENT_GEMMA.md):
+  // no KV layers. Blocks stay the coordinator's position accounting (same arithmetic as
+  // the coordinator's, so block ids agree); they cost no memory here.
+  if (c.fixed_state) shape.n_layers = 0;
   cache_ = std::make_unique<KvCache>(shape);
 }
 
@@ -67,12 +73,14 @@ StepResult Worker::run_step(const StepPlan& plan) {
       TESSERA_REQUIRE(b >= 0 && b < cache_->shape().n_blocks, ErrorKind::kInternal, "sequence ", s.seq_id,
                       ": KV block id ", b, " outside the pool of ", cache_->shape().n_blocks);
     batch.push_back({s.tokens, s.pos0, s.block_table, s.n_outputs});
+    batch.back().state_slot = s.state_slot;
     n_out += s.n_outputs;
   }
   const int64_t cols = model_->model->logits_cols();
   const bool last_stage = model_->plan.last_stage();
   logits_.resize(static_cast<size_t>(last_stage ? n_out * cols : 0));
 
+  for (const StateCopy& sc : plan.state_copies) model_->model->copy_state(sc.src, sc.dst);
   auto t0 = std::chrono::steady_clock::now();
   model_->model->forward(batch, *cache_, logits_.data());
   result.forward_seconds = seconds_since(t0);

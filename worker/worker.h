@@ -16,6 +16,10 @@
 
 namespace tessera {
 
+// State slots of a fixed-state model's worker (RecurrentGemma) unless set otherwise;
+// remote workers (loaded over RPC) always use this many.
+constexpr int64_t kDefaultStateSlots = 8;
+
 struct WorkerOptions {
   int threads = 1;            // kernel threads
   int64_t kv_block_size = 16; // positions per KV block
@@ -24,6 +28,7 @@ struct WorkerOptions {
   bool int8_copy = false;     // requantise the dense matrices to Q8_0 (speculative self-draft)
   // Speculative verify rule; kAcceptAll only for the tests that must catch a broken rule.
   AcceptanceRule acceptance = AcceptanceRule::kExact;
+  int64_t state_slots = kDefaultStateSlots;  // fixed-state families (RecurrentGemma): sequences in flight
 };
 
 class Worker {
@@ -43,6 +48,9 @@ class Worker {
   const DecoderModel& model() const { return *model_->model; }  // e.g. MoE load statistics
 
   StepResult run_step(const StepPlan& plan);
+  // Fixed-state families: copy sequence state slot src into dst (save / restore).
+  void copy_state(int32_t src, int32_t dst) { model_->model->copy_state(src, dst); }
+  int64_t state_slots() const { return model_->model->state_slots(); }
 
  private:
   // Rows [row0, row0 + n_rows) of this step's logits over the whole vocabulary.

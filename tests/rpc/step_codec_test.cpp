@@ -55,6 +55,7 @@ StepPlan full_plan() {
   b.sampling.n_logprobs = 0;
   p.sequences = {a, b, v};
   p.release = {3, 4, std::numeric_limits<uint64_t>::max()};
+  p.state_copies = {{0, 5}, {5, 0}};
   return p;
 }
 
@@ -69,6 +70,11 @@ void expect_same(const SamplingParams& x, const SamplingParams& y) {
 void expect_same(const StepPlan& x, const StepPlan& y) {
   EXPECT_EQ(x.step_id, y.step_id);
   EXPECT_EQ(x.release, y.release);
+  ASSERT_EQ(x.state_copies.size(), y.state_copies.size());
+  for (size_t i = 0; i < x.state_copies.size(); ++i) {
+    EXPECT_EQ(x.state_copies[i].src, y.state_copies[i].src);
+    EXPECT_EQ(x.state_copies[i].dst, y.state_copies[i].dst);
+  }
   ASSERT_EQ(x.sequences.size(), y.sequences.size());
   for (size_t i = 0; i < x.sequences.size(); ++i) {
     const SequenceStep &a = x.sequences[i], &b = y.sequences[i];
@@ -267,6 +273,10 @@ TEST(StepCodec, RejectsBadPlansNamingTheField) {
   p = full_plan();
   p.sequences[0].state_slot = -2;
   EXPECT_NE(plan_error(p).find("stateSlot = -2"), std::string::npos) << plan_error(p);
+
+  p = full_plan();
+  p.state_copies[1].dst = -1;
+  EXPECT_NE(plan_error(p).find("StepPlan.stateCopies[1] = 5 -> -1"), std::string::npos) << plan_error(p);
 }
 
 TEST(StepCodec, RejectsUnknownSamplerKind) {
