@@ -29,6 +29,8 @@ class LlamaModel final : public DecoderModel {
   void forward(std::span<const ForwardSequence> batch, KvCache& cache, float* logits) override;
   int64_t logits_cols() const override { return plan_.vocab_size; }
   int64_t logits_offset() const override { return plan_.vocab_begin; }
+  // The bound weights (views into the checkpoint): what the CUDA backend uploads.
+  const LlamaWeights& weights() const { return w_; }
 
  private:
   void embed(std::span<const ForwardSequence> batch);

@@ -1,0 +1,92 @@
+// The dense decoder (model/llama.h) on one CUDA device: same step interface and the
+// same math, with weights, activations and the paged KV cache in device memory.
+//
+// One instance = one whole model on one GPU (no TP/PP yet: TODO(dist), the NCCL
+// communicator exists in collectives/). All work of a step is enqueued on the model's
+// stream; forward() synchronises once, when the logits (or greedy ids) are copied back.
+// Activations are f32 like the CPU path; F16/BF16 weights round the activations to the
+// weight type before the product (kernels/cuda/gemm.h).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "kernels/cuda/attention.h"
+#include "kernels/cuda/device_buffer.h"
+#include "kernels/cuda/gemm.h"
+#include "kernels/cuda/stream.h"
+#include "model/kv_cache.h"
+#include "model/llama_cuda_weights.h"
+#include "model/model.h"
+
+namespace tessera {
+
+class CudaLlamaModel {
+ public:
+  // `kv` gives the device cache: the same shape a host KvCache would have (n_layers and
+  // n_kv_heads must be the model's). The device must be selected already.
+  CudaLlamaModel(ModelConfig config, CudaLlamaWeights weights, const KvCacheShape& kv);
+
+  const ModelConfig& config() const { return config_; }
+  const KvCacheShape& kv_shape() const { return kv_; }
+  const CudaLlamaWeights& weights() const { return w_; }
+
+  // As DecoderModel::forward: appends the batch's K/V to the device cache at the block
+  // tables' slots and writes logits [sum of n_outputs][vocab] to host memory `logits`
+  // (may be null: nothing is copied back, e.g. a prefill chunk with no outputs).
+  void forward(std::span<const ForwardSequence> batch, float* logits);
+  // Same, but returns the greedy (argmax) token of each output row; only the ids cross
+  // to the host.
+  std::vector<int32_t> forward_greedy(std::span<const ForwardSequence> batch);
+
+  // Enqueues the step without waiting (benchmarks time it with events); the logits of
+  // the output rows stay in device memory (device_logits()).
+  int64_t enqueue(std::span<const ForwardSequence> batch);
+  const float* device_logits() const { return logits_.as<float>(); }
+  cudaStream_t stream() const { return stream_.get(); }
+  void synchronize() const { stream_.synchronize(); }
+
+ private:
+  void ensure_capacity(int64_t n_tok, int64_t n_out, int64_t n_table);
+  void attention_block(int64_t layer, std::span<const ForwardSequence> batch);
+  void ffn_block(int64_t layer);
+  float* kv_layer(kernels::cuda::DeviceBuffer& cache, int64_t layer) const;
+
+  ModelConfig config_;
+  CudaLlamaWeights w_;
+  KvCacheShape kv_;
+  int sm_count_ = 0;
+  kernels::cuda::Stream stream_;
+  kernels::cuda::DevicePool pool_;
+  kernels::cuda::Gemm gemm_;
+  kernels::cuda::DeviceBuffer inv_freq_;  // [rope_dim / 2] RoPE frequencies (kernels/cuda/elementwise.h)
+  kernels::cuda::DeviceBuffer k_cache_, v_cache_;  // [n_layers][n_blocks][block_size][n_kv_heads][head_dim]
+
+  // Step metadata, staged in pinned host memory and copied in one transfer:
+  // tokens [T] i32 | pos [T] i32 | out_rows [n_out] i32 | block tables (concatenated)
+  // i32 | pad to 8 | slots [T] i64. staged_ marks the end of the last copy out of it.
+  struct PinnedDeleter {
+    void operator()(void* p) const;
+  };
+  std::unique_ptr<uint8_t, PinnedDeleter> staging_;
+  size_t staging_bytes_ = 0;
+  kernels::cuda::Event staged_{false};
+  kernels::cuda::DeviceBuffer meta_;
+  const int32_t* d_tokens_ = nullptr;
+  const int32_t* d_pos_ = nullptr;
+  const int32_t* d_out_rows_ = nullptr;
+  const int32_t* d_tables_ = nullptr;
+  const int64_t* d_slots_ = nullptr;
+  std::vector<int64_t> table_offset_;  // per sequence of the step, into d_tables_
+
+  // Activations, grown to the largest step seen.
+  int64_t cap_tok_ = 0, cap_out_ = 0;
+  int64_t n_tok_ = 0;
+  kernels::cuda::DeviceBuffer x_, xn_, q_, k_, v_, att_, proj_, gate_, up_;  // [T][...] f32
+  kernels::cuda::DeviceBuffer logits_;  // [n_out][vocab] f32
+  kernels::cuda::DeviceBuffer ids_;     // [n_out] i32
+};
+
+}  // namespace tessera
