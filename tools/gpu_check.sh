@@ -76,7 +76,8 @@ for t in cuda_ops_test cuda_model_test; do
   verdict=ok
   if [[ $rc -ne 0 || $failed -ne 0 || $skipped -ne 0 ]]; then verdict=FAIL; status=1; fi
   say "== $t: $verdict ($passed passed, $failed failed, $skipped skipped, rc $rc) at $(step_time)"
-  grep -E '^\[  (FAILED|SKIPPED) \] .*\(|Failure|error:' "$log" | head -20 | sed 's/^/   /' | tee -a "$summary"
+  grep -m1 -A1 ': Skipped$' "$log" | sed 's/^/   /' | tee -a "$summary"   # the skip reason, once
+  grep -E '^\[  FAILED  \] .*\(|Failure$|error:' "$log" | head -20 | sed 's/^/   /' | tee -a "$summary"
 done
 
 say "== gpu_bench ${bench_args[*]:-}"

@@ -26,18 +26,18 @@ struct Params {
 
 __device__ __forceinline__ int64_t imin(int64_t x, int64_t y) { return x < y ? x : y; }
 
-// Shared memory: q [kBQ][D], k [kBK][D+1] (padded: the score loop reads k by key),
-// v [kBK][D], p [kBQ][kBK].
+// Shared memory: q [kBQ][D+1], k [kBK][D+1], v [kBK][D], p [kBQ][kBK+1]. The +1 pads
+// keep the 4 rows (q, p) or 8 keys (k) that one warp reads at a time in distinct banks.
 template <int D>
 constexpr size_t smem_bytes() {
-  return sizeof(float) * (kBQ * D + kBK * (D + 1) + kBK * D + kBQ * kBK);
+  return sizeof(float) * (kBQ * (D + 1) + kBK * (D + 1) + kBK * D + kBQ * (kBK + 1));
 }
 
 template <int D>
 __global__ void __launch_bounds__(kThreads) attention_kernel(Params p) {
   extern __shared__ float smem[];
   float* q_s = smem;
-  float* k_s = q_s + kBQ * D;
+  float* k_s = q_s + kBQ * (D + 1);
   float* v_s = k_s + kBK * (D + 1);
   float* p_s = v_s + kBK * D;
   const DeviceAttentionArgs& a = p.a;
@@ -61,7 +61,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(Params p) {
     const int64_t rgg = int64_t{blockIdx.x} * kBQ + rr;
     const int64_t tt = rgg / p.group;
     const int64_t hh = kvh * p.group + rgg % p.group;
-    q_s[e] = (tt < a.n_q && d < hd) ? a.q[tt * q_stride + hh * a.head_dim + d] : 0.0f;
+    q_s[rr * (D + 1) + d] = (tt < a.n_q && d < hd) ? a.q[tt * q_stride + hh * a.head_dim + d] : 0.0f;
   }
 
   // KV range of this split, cut at the last position any row of the tile can see.
@@ -107,7 +107,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(Params p) {
       float s = -INFINITY;
       if (visible) {
         float dot = 0.0f;
-        for (int d = 0; d < hd; ++d) dot = fmaf(q_s[r * D + d], k_s[kk * (D + 1) + d], dot);
+        for (int d = 0; d < hd; ++d) dot = fmaf(q_s[r * (D + 1) + d], k_s[kk * (D + 1) + d], dot);
         s = dot * a.scale;
         if (a.softcap > 0) s = a.softcap * tanhf(s / a.softcap);
       }
@@ -124,7 +124,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(Params p) {
 #pragma unroll
     for (int jj = 0; jj < kBK / 8; ++jj) {
       const float pv = m_new == -INFINITY ? 0.0f : expf(sc[jj] - m_new);
-      p_s[r * kBK + c + 8 * jj] = pv;
+      p_s[r * (kBK + 1) + c + 8 * jj] = pv;
       psum += pv;
     }
     psum += __shfl_xor_sync(0xffffffffu, psum, 1);
@@ -137,7 +137,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(Params p) {
     for (int j = 0; j < kDPer; ++j) {
       const int d = c + 8 * j;
       float acc = o[j] * alpha;
-      for (int kk = 0; kk < kBK; ++kk) acc = fmaf(p_s[r * kBK + kk], v_s[kk * D + d], acc);
+      for (int kk = 0; kk < kBK; ++kk) acc = fmaf(p_s[r * (kBK + 1) + kk], v_s[kk * D + d], acc);
       o[j] = acc;
     }
   }
