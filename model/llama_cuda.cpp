@@ -63,13 +63,11 @@ void CudaLlamaModel::ensure_capacity(int64_t n_tok, int64_t n_out, int64_t n_tab
     auto f32 = [](int64_t count) { return kc::DeviceBuffer(static_cast<size_t>(count) * sizeof(float)); };
     x_ = f32(n * c.dim);
     xn_ = f32(n * c.dim);
-    q_ = f32(n * c.q_dim());
-    k_ = f32(n * c.kv_dim());
-    v_ = f32(n * c.kv_dim());
+    qkv_ = f32(n * (c.q_dim() + 2 * c.kv_dim()));
     att_ = f32(n * c.q_dim());
     proj_ = f32(n * c.dim);
-    gate_ = f32(n * ffn);
-    up_ = f32(n * ffn);
+    gu_ = f32(n * 2 * ffn);
+    hidden_ = f32(n * ffn);
     cap_tok_ = n;
   }
   if (n_out > cap_out_) {
@@ -142,39 +140,55 @@ int64_t CudaLlamaModel::enqueue(std::span<const ForwardSequence> batch) {
   cudaStream_t st = stream_.get();
   kc::embedding(w_.token_embd.dtype, w_.token_embd.data, w_.token_embd.rows, c.dim, w_.token_embd.row_stride,
                 d_tokens_, n_tok, c.embedding_scale, x_.as<float>(), st);
+  kc::rmsnorm(x_.as<float>(), w_.layers[0].attn_norm, xn_.as<float>(), n_tok, c.dim, c.norm_eps, st);
   for (int64_t l = 0; l < c.n_layers; ++l) {
     attention_block(l, batch);
-    ffn_block(l);
+    ffn_block(l, l + 1 < c.n_layers ? w_.layers[l + 1].attn_norm : w_.output_norm);
   }
   if (n_out == 0) return 0;
-  // Final norm and LM head on the output rows only.
-  kc::gather_rows(x_.as<float>(), d_out_rows_, n_out, c.dim, proj_.as<float>(), st);
-  kc::rmsnorm(proj_.as<float>(), w_.output_norm, xn_.as<float>(), n_out, c.dim, c.norm_eps, st);
-  gemm_.matmul(w_.output, xn_.as<float>(), n_out, logits_.as<float>());
+  // xn_ now holds output_norm(x) of every row: the LM head takes the output rows.
+  kc::gather_rows(xn_.as<float>(), d_out_rows_, n_out, c.dim, proj_.as<float>(), st);
+  gemm_.matmul(w_.output, proj_.as<float>(), n_out, logits_.as<float>());
   return n_out;
+}
+
+void CudaLlamaModel::matmul_parts(const kc::DeviceMatrix& fused, std::initializer_list<const kc::DeviceMatrix*> parts,
+                                  const float* x, float* y) {
+  int64_t width = 0;
+  for (const kc::DeviceMatrix* p : parts) width += p->rows;
+  if (fused.data) {
+    gemm_.matmul(fused, x, n_tok_, y);
+    return;
+  }
+  int64_t col = 0;
+  for (const kc::DeviceMatrix* p : parts) {
+    gemm_.matmul(*p, x, n_tok_, y + col, 0, width);  // y rows are `width` floats apart
+    col += p->rows;
+  }
 }
 
 void CudaLlamaModel::attention_block(int64_t l, std::span<const ForwardSequence> batch) {
   const ModelConfig& c = config_;
   const CudaLlamaLayerWeights& lw = w_.layers[l];
   const int64_t n_tok = n_tok_;
+  const int64_t qkv_w = c.q_dim() + 2 * c.kv_dim();
   cudaStream_t st = stream_.get();
-  kc::rmsnorm(x_.as<float>(), lw.attn_norm, xn_.as<float>(), n_tok, c.dim, c.norm_eps, st);
-  gemm_.matmul(lw.wq, xn_.as<float>(), n_tok, q_.as<float>());
-  gemm_.matmul(lw.wk, xn_.as<float>(), n_tok, k_.as<float>());
-  gemm_.matmul(lw.wv, xn_.as<float>(), n_tok, v_.as<float>());
-  kc::rope(q_.as<float>(), n_tok, c.n_heads, c.head_dim, c.rope_dim, d_pos_, inv_freq_.as<float>(), c.rope_layout, st);
-  kc::rope(k_.as<float>(), n_tok, c.n_kv_heads, c.head_dim, c.rope_dim, d_pos_, inv_freq_.as<float>(), c.rope_layout, st);
+  float* qkv = qkv_.as<float>();
+  matmul_parts(lw.wqkv, {&lw.wq, &lw.wk, &lw.wv}, xn_.as<float>(), qkv);
+  // q and k heads are adjacent in a qkv row: one RoPE launch rotates both.
+  kc::rope(qkv, n_tok, c.n_heads + c.n_kv_heads, c.head_dim, c.rope_dim, d_pos_, inv_freq_.as<float>(), c.rope_layout,
+           qkv_w, st);
   // Append K/V at the step's slots; a cache row is one token's [n_kv_heads][head_dim].
-  kc::scatter_rows(k_.as<float>(), d_slots_, n_tok, c.kv_dim(), kv_layer(k_cache_, l), st);
-  kc::scatter_rows(v_.as<float>(), d_slots_, n_tok, c.kv_dim(), kv_layer(v_cache_, l), st);
+  kc::append_kv(qkv, qkv_w, c.q_dim(), c.q_dim() + c.kv_dim(), d_slots_, n_tok, c.kv_dim(), kv_layer(k_cache_, l),
+                kv_layer(v_cache_, l), st);
 
   int64_t t0 = 0;
   size_t i = 0;
   for (const ForwardSequence& s : batch) {
     const int64_t n = static_cast<int64_t>(s.tokens.size());
     kc::DeviceAttentionArgs a;
-    a.q = q_.as<float>() + t0 * c.q_dim();
+    a.q = qkv + t0 * qkv_w;
+    a.q_stride = qkv_w;
     a.n_q = n;
     a.n_heads = c.n_heads;
     a.n_kv_heads = c.n_kv_heads;
@@ -193,38 +207,34 @@ void CudaLlamaModel::attention_block(int64_t l, std::span<const ForwardSequence>
     t0 += n;
   }
   gemm_.matmul(lw.wo, att_.as<float>(), n_tok, proj_.as<float>());
-  kc::add_inplace(x_.as<float>(), proj_.as<float>(), n_tok * c.dim, st);
+  kc::add_rmsnorm(x_.as<float>(), proj_.as<float>(), lw.ffn_norm, xn_.as<float>(), n_tok, c.dim, c.norm_eps, st);
 }
 
-void CudaLlamaModel::ffn_block(int64_t l) {
+void CudaLlamaModel::ffn_block(int64_t l, const float* next_norm) {
   const ModelConfig& c = config_;
   const CudaLlamaLayerWeights& lw = w_.layers[l];
   const int64_t n_tok = n_tok_;
   cudaStream_t st = stream_.get();
-  kc::rmsnorm(x_.as<float>(), lw.ffn_norm, xn_.as<float>(), n_tok, c.dim, c.norm_eps, st);
-  gemm_.matmul(lw.w_up, xn_.as<float>(), n_tok, up_.as<float>());
   const int64_t n = n_tok * c.ffn_dim;
-  const float* hidden = gate_.as<float>();  // [T][ffn_dim] input of the down projection
+  const float* hidden = hidden_.as<float>();  // [T][ffn_dim] input of the down projection
   switch (c.ffn) {
     case FfnKind::kSwiGlu:
-      gemm_.matmul(lw.w_gate, xn_.as<float>(), n_tok, gate_.as<float>());
-      kc::silu_mul(gate_.as<float>(), up_.as<float>(), n, st);
-      break;
     case FfnKind::kGeGlu:
-      gemm_.matmul(lw.w_gate, xn_.as<float>(), n_tok, gate_.as<float>());
-      kc::gelu_mul(gate_.as<float>(), up_.as<float>(), n, st);
+      matmul_parts(lw.w_gate_up, {&lw.w_gate, &lw.w_up}, xn_.as<float>(), gu_.as<float>());
+      kc::gated_act_rows(gu_.as<float>(), n_tok, c.ffn_dim, c.ffn == FfnKind::kGeGlu, hidden_.as<float>(), st);
       break;
     case FfnKind::kGelu:
-      kc::gelu(up_.as<float>(), n, st);
-      hidden = up_.as<float>();
-      break;
     case FfnKind::kSilu:
-      kc::silu(up_.as<float>(), n, st);
-      hidden = up_.as<float>();
+      gemm_.matmul(lw.w_up, xn_.as<float>(), n_tok, gu_.as<float>());
+      if (c.ffn == FfnKind::kGelu)
+        kc::gelu(gu_.as<float>(), n, st);
+      else
+        kc::silu(gu_.as<float>(), n, st);
+      hidden = gu_.as<float>();
       break;
   }
   gemm_.matmul(lw.w_down, hidden, n_tok, proj_.as<float>());
-  kc::add_inplace(x_.as<float>(), proj_.as<float>(), n_tok * c.dim, st);
+  kc::add_rmsnorm(x_.as<float>(), proj_.as<float>(), next_norm, xn_.as<float>(), n_tok, c.dim, c.norm_eps, st);
 }
 
 void CudaLlamaModel::forward(std::span<const ForwardSequence> batch, float* logits) {

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <span>
 #include <vector>
@@ -50,8 +51,13 @@ class CudaLlamaModel {
 
  private:
   void ensure_capacity(int64_t n_tok, int64_t n_out, int64_t n_table);
+  // Each block starts from xn_ = norm(x_) and ends with x_ += its output and xn_ =
+  // next_norm(x_) (fused), so a layer is 10 launches at decode.
   void attention_block(int64_t layer, std::span<const ForwardSequence> batch);
-  void ffn_block(int64_t layer);
+  void ffn_block(int64_t layer, const float* next_norm);
+  // y [T][rows of all parts] from separate matrices when they could not be fused.
+  void matmul_parts(const kernels::cuda::DeviceMatrix& fused, std::initializer_list<const kernels::cuda::DeviceMatrix*> parts,
+                    const float* x, float* y);
   float* kv_layer(kernels::cuda::DeviceBuffer& cache, int64_t layer) const;
 
   ModelConfig config_;
@@ -84,7 +90,10 @@ class CudaLlamaModel {
   // Activations, grown to the largest step seen.
   int64_t cap_tok_ = 0, cap_out_ = 0;
   int64_t n_tok_ = 0;
-  kernels::cuda::DeviceBuffer x_, xn_, q_, k_, v_, att_, proj_, gate_, up_;  // [T][...] f32
+  // f32: x_, xn_, proj_ [T][dim]; qkv_ [T][q_dim + 2 kv_dim] (q | k | v of a token side
+  // by side, the fused product's output); att_ [T][q_dim]; gu_ [T][2 ffn_dim] (gate | up;
+  // plain FFNs use the first ffn_dim); hidden_ [T][ffn_dim].
+  kernels::cuda::DeviceBuffer x_, xn_, qkv_, att_, proj_, gu_, hidden_;
   kernels::cuda::DeviceBuffer logits_;  // [n_out][vocab] f32
   kernels::cuda::DeviceBuffer ids_;     // [n_out] i32
 };

@@ -1,6 +1,7 @@
 #include "model/llama_cuda_weights.h"
 
 #include <cmath>
+#include <initializer_list>
 
 #include <cuda_runtime.h>
 
@@ -30,6 +31,46 @@ kc::DeviceMatrix upload_matrix(CudaLlamaWeights& out, const kernels::WeightMatri
   return d;
 }
 
+// Uploads the matrices of `parts` (same dtype and cols) back to back into one buffer:
+// returns the whole [sum rows][cols] and sets *views[i] to part i. When the dtypes
+// differ, uploads them one by one and returns a matrix with data == nullptr.
+kc::DeviceMatrix upload_fused(CudaLlamaWeights& out, std::initializer_list<const kernels::WeightMatrix*> parts,
+                              std::initializer_list<kc::DeviceMatrix*> views, const char* what) {
+  const kernels::WeightMatrix& first = **parts.begin();
+  bool same = true;
+  int64_t rows = 0;
+  for (const kernels::WeightMatrix* p : parts) {
+    same = same && p->dtype == first.dtype && p->cols == first.cols;
+    rows += p->rows;
+  }
+  auto view = views.begin();
+  if (!same) {
+    for (const kernels::WeightMatrix* p : parts) **view++ = upload_matrix(out, *p, what);
+    return kc::DeviceMatrix{};
+  }
+  for (const kernels::WeightMatrix* p : parts)
+    TESSERA_REQUIRE(p->dtype == DType::kF32 || p->dtype == DType::kF16 || p->dtype == DType::kBF16 ||
+                        p->dtype == DType::kQ8_0,
+                    ErrorKind::kUnsupported, "CUDA backend: ", what, " is ", dtype_name(p->dtype),
+                    "; the device kernels take F32, F16, BF16 or Q8_0 weights");
+  const int64_t row_bytes = dtype_row_bytes(first.dtype, first.cols);
+  kc::DeviceBuffer buf(static_cast<size_t>(rows * row_bytes));
+  int64_t r0 = 0;
+  for (const kernels::WeightMatrix* p : parts) {
+    const int64_t src_stride = p->row_stride ? p->row_stride : row_bytes;
+    uint8_t* dst = buf.as<uint8_t>() + r0 * row_bytes;
+    TESSERA_CUDA_CHECK(cudaMemcpy2D(dst, static_cast<size_t>(row_bytes), p->data, static_cast<size_t>(src_stride),
+                                    static_cast<size_t>(row_bytes), static_cast<size_t>(p->rows),
+                                    cudaMemcpyHostToDevice));
+    **view++ = kc::DeviceMatrix{first.dtype, p->rows, first.cols, dst, row_bytes};
+    r0 += p->rows;
+  }
+  kc::DeviceMatrix whole{first.dtype, rows, first.cols, buf.get(), row_bytes};
+  out.bytes += buf.bytes();
+  out.storage.push_back(std::move(buf));
+  return whole;
+}
+
 const float* upload_vector(CudaLlamaWeights& out, const std::vector<float>& v) {
   kc::DeviceBuffer buf(v.size() * sizeof(float));
   buf.upload(v.data(), v.size() * sizeof(float));
@@ -38,6 +79,10 @@ const float* upload_vector(CudaLlamaWeights& out, const std::vector<float>& v) {
   out.storage.push_back(std::move(buf));
   return p;
 }
+
+// Random [sum rows][cols] in one buffer, *views[i] set to the parts of `part_rows`.
+kc::DeviceMatrix random_fused(CudaLlamaWeights& out, DType t, std::initializer_list<int64_t> part_rows, int64_t cols,
+                              std::initializer_list<kc::DeviceMatrix*> views, uint64_t seed);
 
 kc::DeviceMatrix random_matrix(CudaLlamaWeights& out, DType t, int64_t rows, int64_t cols, uint64_t seed) {
   const int64_t row_bytes = dtype_row_bytes(t, cols);
@@ -48,6 +93,21 @@ kc::DeviceMatrix random_matrix(CudaLlamaWeights& out, DType t, int64_t rows, int
   out.bytes += buf.bytes();
   out.storage.push_back(std::move(buf));
   return d;
+}
+
+kc::DeviceMatrix random_fused(CudaLlamaWeights& out, DType t, std::initializer_list<int64_t> part_rows, int64_t cols,
+                              std::initializer_list<kc::DeviceMatrix*> views, uint64_t seed) {
+  int64_t rows = 0;
+  for (int64_t r : part_rows) rows += r;
+  const kc::DeviceMatrix whole = random_matrix(out, t, rows, cols, seed);
+  const int64_t row_bytes = whole.row_stride;
+  int64_t r0 = 0;
+  auto view = views.begin();
+  for (int64_t r : part_rows) {
+    **view++ = kc::DeviceMatrix{t, r, cols, static_cast<const uint8_t*>(whole.data) + r0 * row_bytes, row_bytes};
+    r0 += r;
+  }
+  return whole;
 }
 
 const float* ones(CudaLlamaWeights& out, int64_t n) {
@@ -66,13 +126,13 @@ CudaLlamaWeights upload_llama_weights(const ModelConfig& c, const LlamaWeights& 
   for (const LlamaLayerWeights& lw : w.layers) {
     CudaLlamaLayerWeights l;
     l.attn_norm = upload_vector(d, lw.attn_norm);
-    l.wq = upload_matrix(d, lw.wq, "attn_q");
-    l.wk = upload_matrix(d, lw.wk, "attn_k");
-    l.wv = upload_matrix(d, lw.wv, "attn_v");
+    l.wqkv = upload_fused(d, {&lw.wq, &lw.wk, &lw.wv}, {&l.wq, &l.wk, &l.wv}, "attn_q/k/v");
     l.wo = upload_matrix(d, lw.wo, "attn_output");
     l.ffn_norm = upload_vector(d, lw.ffn_norm);
-    if (lw.w_gate.data) l.w_gate = upload_matrix(d, lw.w_gate, "ffn_gate");
-    l.w_up = upload_matrix(d, lw.w_up, "ffn_up");
+    if (lw.w_gate.data)
+      l.w_gate_up = upload_fused(d, {&lw.w_gate, &lw.w_up}, {&l.w_gate, &l.w_up}, "ffn_gate/up");
+    else
+      l.w_up = upload_matrix(d, lw.w_up, "ffn_up");
     l.w_down = upload_matrix(d, lw.w_down, "ffn_down");
     d.layers.push_back(l);
   }
@@ -90,13 +150,13 @@ CudaLlamaWeights random_llama_weights(const ModelConfig& c, DType t, uint64_t se
   for (int64_t i = 0; i < c.n_layers; ++i) {
     CudaLlamaLayerWeights l;
     l.attn_norm = ones(d, c.dim);
-    l.wq = random_matrix(d, t, c.q_dim(), c.dim, ++s);
-    l.wk = random_matrix(d, t, c.kv_dim(), c.dim, ++s);
-    l.wv = random_matrix(d, t, c.kv_dim(), c.dim, ++s);
+    l.wqkv = random_fused(d, t, {c.q_dim(), c.kv_dim(), c.kv_dim()}, c.dim, {&l.wq, &l.wk, &l.wv}, ++s);
     l.wo = random_matrix(d, t, c.dim, c.q_dim(), ++s);
     l.ffn_norm = ones(d, c.dim);
-    if (c.ffn == FfnKind::kSwiGlu || c.ffn == FfnKind::kGeGlu) l.w_gate = random_matrix(d, t, c.ffn_dim, c.dim, ++s);
-    l.w_up = random_matrix(d, t, c.ffn_dim, c.dim, ++s);
+    if (c.ffn == FfnKind::kSwiGlu || c.ffn == FfnKind::kGeGlu)
+      l.w_gate_up = random_fused(d, t, {c.ffn_dim, c.ffn_dim}, c.dim, {&l.w_gate, &l.w_up}, ++s);
+    else
+      l.w_up = random_matrix(d, t, c.ffn_dim, c.dim, ++s);
     l.w_down = random_matrix(d, t, c.dim, c.ffn_dim, ++s);
     d.layers.push_back(l);
   }

@@ -16,10 +16,15 @@ namespace tessera {
 struct CudaLlamaLayerWeights {
   const float* attn_norm = nullptr;        // [dim]
   kernels::cuda::DeviceMatrix wq, wk, wv;  // [q_dim][dim], [kv_dim][dim] x 2
+  // wq, wk, wv as one matrix [q_dim + 2 kv_dim][dim] (their rows are stored back to
+  // back): one product per step instead of three. data == nullptr when their dtypes
+  // differ (then wq/wk/wv are separate buffers).
+  kernels::cuda::DeviceMatrix wqkv;
   kernels::cuda::DeviceMatrix wo;          // [dim][q_dim]
   const float* ffn_norm = nullptr;         // [dim]
   kernels::cuda::DeviceMatrix w_gate;      // [ffn_dim][dim] (absent for plain FFNs)
   kernels::cuda::DeviceMatrix w_up;        // [ffn_dim][dim]
+  kernels::cuda::DeviceMatrix w_gate_up;   // [2 ffn_dim][dim] = gate rows then up rows, or data == nullptr
   kernels::cuda::DeviceMatrix w_down;      // [dim][ffn_dim]
 };
 

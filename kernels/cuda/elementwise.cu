@@ -61,7 +61,7 @@ __global__ void rmsnorm_kernel(const float* x, const float* w, float* out, int64
 // One thread per (token, head, pair). angle = f32 pos * f32 inv_freq (the reference's
 // operation); cos/sin and the rotation in double, as the reference does.
 __global__ void rope_kernel(float* x, int64_t n_tok, int64_t n_heads, int64_t head_dim, int64_t rot_dim,
-                            const int32_t* pos, const float* inv_freq, bool interleaved) {
+                            const int32_t* pos, const float* inv_freq, bool interleaved, int64_t token_stride) {
   const int64_t half = rot_dim / 2;
   const int64_t total = n_tok * n_heads * half;
   for (int64_t idx = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; idx < total;
@@ -72,13 +72,28 @@ __global__ void rope_kernel(float* x, int64_t n_tok, int64_t n_heads, int64_t he
     const float angle = __fmul_rn(static_cast<float>(pos[t]), inv_freq[i]);  // no FMA contraction
     double sd, cd;
     sincos(static_cast<double>(angle), &sd, &cd);
-    float* v = x + th * head_dim;
+    float* v = x + t * token_stride + (th % n_heads) * head_dim;
     const int64_t i0 = interleaved ? 2 * i : i;
     const int64_t i1 = interleaved ? 2 * i + 1 : i + half;
     const double a = v[i0], b = v[i1];
     v[i0] = static_cast<float>(a * cd - b * sd);
     v[i1] = static_cast<float>(a * sd + b * cd);
   }
+}
+
+__global__ void add_rmsnorm_kernel(float* x, const float* delta, const float* w, float* out, int64_t dim, float eps) {
+  float* xr = x + blockIdx.x * dim;
+  const float* dr = delta + blockIdx.x * dim;
+  float* o = out + blockIdx.x * dim;
+  float ss = 0;
+  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
+    const float v = xr[i] + dr[i];
+    xr[i] = v;  // read back below by this same thread only
+    ss += v * v;
+  }
+  ss = block_sum(ss);
+  const float inv = rsqrtf(ss / static_cast<float>(dim) + eps);
+  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) o[i] = xr[i] * inv * w[i];
 }
 
 __global__ void softmax_kernel(float* x, int64_t n) {
@@ -143,6 +158,23 @@ __global__ void embedding_kernel(DType t, const uint8_t* table, int64_t rows, in
   }
 }
 
+__global__ void gated_act_rows_kernel(const float* gu, int64_t width, bool gelu, float* out) {
+  const float* g = gu + blockIdx.x * 2 * width;
+  const float* u = g + width;
+  float* o = out + blockIdx.x * width;
+  for (int64_t i = threadIdx.x; i < width; i += blockDim.x) o[i] = (gelu ? gelu_f(g[i]) : silu_f(g[i])) * u[i];
+}
+
+__global__ void append_kv_kernel(const float* qkv, int64_t stride, int64_t k_col, int64_t v_col, const int64_t* slots,
+                                 int64_t cols, float* k_dst, float* v_dst) {
+  const float* row = qkv + blockIdx.x * stride;
+  const int64_t slot = slots[blockIdx.x];
+  for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) {
+    k_dst[slot * cols + i] = row[k_col + i];
+    v_dst[slot * cols + i] = row[v_col + i];
+  }
+}
+
 __global__ void gather_kernel(const float* src, const int32_t* rows, int64_t cols, float* dst) {
   const float* s = src + rows[blockIdx.x] * cols;
   float* d = dst + blockIdx.x * cols;
@@ -166,12 +198,13 @@ void rmsnorm(const float* x, const float* w, float* out, int64_t n_rows, int64_t
 }
 
 void rope(float* x, int64_t n_tok, int64_t n_heads, int64_t head_dim, int64_t rot_dim, const int32_t* pos,
-          const float* inv_freq, RopeLayout layout, cudaStream_t s) {
+          const float* inv_freq, RopeLayout layout, int64_t token_stride, cudaStream_t s) {
   CHECK(rot_dim % 2 == 0 && rot_dim <= head_dim) << "rot_dim " << rot_dim;
   const int64_t total = n_tok * n_heads * (rot_dim / 2);
   if (total == 0) return;
+  if (token_stride == 0) token_stride = n_heads * head_dim;
   rope_kernel<<<grid_for(total), kThreads, 0, s>>>(x, n_tok, n_heads, head_dim, rot_dim, pos, inv_freq,
-                                                    layout == RopeLayout::kInterleaved);
+                                                    layout == RopeLayout::kInterleaved, token_stride);
   TESSERA_CUDA_CHECK_LAUNCH();
 }
 
@@ -179,6 +212,27 @@ std::vector<float> rope_inv_freq_table(int64_t rot_dim, float theta) {
   std::vector<float> f(static_cast<size_t>(rot_dim / 2));
   for (int64_t i = 0; i < rot_dim / 2; ++i) f[static_cast<size_t>(i)] = ref::rope_inv_freq(i, rot_dim, theta);
   return f;
+}
+
+void add_rmsnorm(float* x, const float* delta, const float* w, float* out, int64_t n_rows, int64_t dim, float eps,
+                 cudaStream_t s) {
+  if (n_rows == 0) return;
+  add_rmsnorm_kernel<<<static_cast<unsigned>(n_rows), row_threads(dim), 0, s>>>(x, delta, w, out, dim, eps);
+  TESSERA_CUDA_CHECK_LAUNCH();
+}
+
+void gated_act_rows(const float* gu, int64_t n_rows, int64_t width, bool gelu, float* out, cudaStream_t s) {
+  if (n_rows == 0) return;
+  gated_act_rows_kernel<<<static_cast<unsigned>(n_rows), row_threads(width), 0, s>>>(gu, width, gelu, out);
+  TESSERA_CUDA_CHECK_LAUNCH();
+}
+
+void append_kv(const float* qkv, int64_t stride, int64_t k_col, int64_t v_col, const int64_t* slots, int64_t n,
+               int64_t cols, float* k_dst, float* v_dst, cudaStream_t s) {
+  if (n == 0) return;
+  append_kv_kernel<<<static_cast<unsigned>(n), row_threads(cols), 0, s>>>(qkv, stride, k_col, v_col, slots, cols,
+                                                                           k_dst, v_dst);
+  TESSERA_CUDA_CHECK_LAUNCH();
 }
 
 void softmax(float* x, int64_t n_rows, int64_t n, cudaStream_t s) {

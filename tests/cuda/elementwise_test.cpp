@@ -61,11 +61,103 @@ TEST(CudaElementwise, Rope) {
     ref::rope(want.data(), n_tok, c.n_heads, c.head_dim, c.rot_dim, pos.data(), c.theta, c.layout);
     const std::vector<float> inv = rope_inv_freq_table(c.rot_dim, c.theta);
     DeviceBuffer dx = to_device(x), dpos = to_device(pos), dinv = to_device(inv);
-    rope(dx.as<float>(), n_tok, c.n_heads, c.head_dim, c.rot_dim, dpos.as<int32_t>(), dinv.as<float>(), c.layout, s.get());
+    rope(dx.as<float>(), n_tok, c.n_heads, c.head_dim, c.rot_dim, dpos.as<int32_t>(), dinv.as<float>(), c.layout, 0,
+         s.get());
     s.synchronize();
     expect_close(from_device<float>(dx, x.size()), want, kRopeAbs * 2.0, 0.0,
                  "rope head_dim " + std::to_string(c.head_dim) + " rot " + std::to_string(c.rot_dim));
   }
+}
+
+TEST(CudaElementwise, RopeOnFusedQkvRowsLeavesVAlone) {
+  TESSERA_SKIP_WITHOUT_CUDA();
+  // Rows [q (4 heads) | k (2 heads) | v (2 heads)] x 64: one call over the 6 q+k heads
+  // with the row stride equals ref::rope on q and k separately; v is untouched.
+  Stream s;
+  std::mt19937 rng(12);
+  const int64_t n_tok = 5, hd = 64, nq = 4, nk = 2, width = (nq + 2 * nk) * hd;
+  const std::vector<int32_t> pos = {3, 4, 5, 900, 901};
+  const auto x = random_vec(rng, n_tok * width, -2, 2);
+  std::vector<float> q(n_tok * nq * hd), k(n_tok * nk * hd);
+  for (int64_t t = 0; t < n_tok; ++t) {
+    std::copy_n(x.begin() + t * width, nq * hd, q.begin() + t * nq * hd);
+    std::copy_n(x.begin() + t * width + nq * hd, nk * hd, k.begin() + t * nk * hd);
+  }
+  ref::rope(q.data(), n_tok, nq, hd, hd, pos.data(), 10000.0f, RopeLayout::kHalves);
+  ref::rope(k.data(), n_tok, nk, hd, hd, pos.data(), 10000.0f, RopeLayout::kHalves);
+  std::vector<float> want = x;
+  for (int64_t t = 0; t < n_tok; ++t) {
+    std::copy_n(q.begin() + t * nq * hd, nq * hd, want.begin() + t * width);
+    std::copy_n(k.begin() + t * nk * hd, nk * hd, want.begin() + t * width + nq * hd);
+  }
+  const std::vector<float> inv = rope_inv_freq_table(hd, 10000.0f);
+  DeviceBuffer dx = to_device(x), dpos = to_device(pos), dinv = to_device(inv);
+  rope(dx.as<float>(), n_tok, nq + nk, hd, hd, dpos.as<int32_t>(), dinv.as<float>(), RopeLayout::kHalves, width, s.get());
+  s.synchronize();
+  expect_close(from_device<float>(dx, x.size()), want, kRopeAbs * 2.0, 0.0, "fused rope");
+}
+
+TEST(CudaElementwise, AddRmsNormEqualsAddThenNorm) {
+  TESSERA_SKIP_WITHOUT_CUDA();
+  Stream s;
+  std::mt19937 rng(13);
+  for (int64_t dim : {64, 4096}) {
+    const int64_t rows = 3;
+    const auto x = random_vec(rng, rows * dim, -3, 3), d = random_vec(rng, rows * dim, -1, 1);
+    const auto w = random_vec(rng, dim, 0.5f, 1.5f);
+    std::vector<float> sum = x, want(x.size());
+    ref::add_inplace(sum.data(), d.data(), rows * dim);
+    ref::rmsnorm(sum.data(), w.data(), want.data(), rows, dim, 1e-6f);
+    DeviceBuffer dx = to_device(x), dd = to_device(d), dw = to_device(w), dout(x.size() * 4);
+    add_rmsnorm(dx.as<float>(), dd.as<float>(), dw.as<float>(), dout.as<float>(), rows, dim, 1e-6f, s.get());
+    s.synchronize();
+    EXPECT_EQ(from_device<float>(dx, x.size()), sum) << "the residual is the exact f32 sum";
+    expect_close(from_device<float>(dout, x.size()), want, kReduceAbs, kReduceRel, "add_rmsnorm");
+  }
+}
+
+TEST(CudaElementwise, GatedActivationOfFusedGateUpRows) {
+  TESSERA_SKIP_WITHOUT_CUDA();
+  Stream s;
+  std::mt19937 rng(14);
+  const int64_t rows = 4, width = 1000;
+  const auto gu = random_vec(rng, rows * 2 * width, -6, 6);
+  for (bool use_gelu : {false, true}) {
+    std::vector<float> g(rows * width), u(rows * width);
+    for (int64_t r = 0; r < rows; ++r) {
+      std::copy_n(gu.begin() + r * 2 * width, width, g.begin() + r * width);
+      std::copy_n(gu.begin() + r * 2 * width + width, width, u.begin() + r * width);
+    }
+    if (use_gelu)
+      ref::gelu_mul(g.data(), u.data(), rows * width);
+    else
+      ref::silu_mul(g.data(), u.data(), rows * width);
+    DeviceBuffer dgu = to_device(gu), dout(g.size() * 4);
+    gated_act_rows(dgu.as<float>(), rows, width, use_gelu, dout.as<float>(), s.get());
+    s.synchronize();
+    expect_close(from_device<float>(dout, g.size()), g, kElemAbs, kElemRel, use_gelu ? "geglu rows" : "swiglu rows");
+  }
+}
+
+TEST(CudaElementwise, AppendKvWritesBothCachesAtTheSlots) {
+  TESSERA_SKIP_WITHOUT_CUDA();
+  Stream s;
+  std::mt19937 rng(15);
+  const int64_t n = 3, cols = 24, stride = 5 * cols, k_col = 2 * cols, v_col = 4 * cols, slots_total = 8;
+  const auto qkv = random_vec(rng, n * stride);
+  const std::vector<int64_t> slots = {6, 1, 3};
+  DeviceBuffer dq = to_device(qkv), ds = to_device(slots), dk(slots_total * cols * 4), dv(slots_total * cols * 4);
+  TESSERA_CUDA_CHECK(cudaMemsetAsync(dk.get(), 0, dk.bytes(), s.get()));
+  TESSERA_CUDA_CHECK(cudaMemsetAsync(dv.get(), 0, dv.bytes(), s.get()));
+  append_kv(dq.as<float>(), stride, k_col, v_col, ds.as<int64_t>(), n, cols, dk.as<float>(), dv.as<float>(), s.get());
+  s.synchronize();
+  const auto k = from_device<float>(dk, slots_total * cols), v = from_device<float>(dv, slots_total * cols);
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t i = 0; i < cols; ++i) {
+      ASSERT_EQ(k[slots[t] * cols + i], qkv[t * stride + k_col + i]);
+      ASSERT_EQ(v[slots[t] * cols + i], qkv[t * stride + v_col + i]);
+    }
+  EXPECT_EQ(k[0], 0.0f);  // an untouched slot
 }
 
 TEST(CudaElementwise, Softmax) {
