@@ -3,6 +3,7 @@
 #include <glog/logging.h>
 
 #include <algorithm>
+#include <cstdint>
 
 #include "kernels/cuda/cuda_check.h"
 
@@ -20,28 +21,35 @@ struct Params {
   int64_t rows_per_kvh;   // n_q * group
   int64_t kv_chunk;       // KV tokens per split (multiple of kBK)
   int n_splits;
+  bool vec_load;          // K/V rows 16-byte aligned: tiles load as float4
   float* part_o;          // [n_splits][n_kv_heads][rows_per_kvh][head_dim] (n_splits > 1)
   float* part_lse;        // [n_splits][n_kv_heads][rows_per_kvh]
 };
 
 __device__ __forceinline__ int64_t imin(int64_t x, int64_t y) { return x < y ? x : y; }
 
-// Shared memory: q [kBQ][D+1], k [kBK][D+1], v [kBK][D], p [kBQ][kBK+1]. The +1 pads
-// keep the 4 rows (q, p) or 8 keys (k) that one warp reads at a time in distinct banks.
+// Shared memory: q [kBQ][D+4], k [kBK][D+4], v [kBK][D], p [kBQ][kBK+1] (floats).
+// Rows of q and k are read as float4 along d; the +4 pad staggers the 8 keys (or 4
+// rows) one warp reads at once over distinct banks while keeping 16-byte alignment.
+template <int D>
+constexpr int kPad = D + 4;
 template <int D>
 constexpr size_t smem_bytes() {
-  return sizeof(float) * (kBQ * (D + 1) + kBK * (D + 1) + kBK * D + kBQ * (kBK + 1));
+  return sizeof(float) * (kBQ * kPad<D> + kBK * kPad<D> + kBK * D + kBQ * (kBK + 1));
 }
 
+// Thread (r, c): row r of the tile; scores for keys c, c+8, c+16, c+24; output dims
+// 4c + 32j .. 4c + 32j + 3 for j < D/32 (float4 reads of v).
 template <int D>
 __global__ void __launch_bounds__(kThreads) attention_kernel(Params p) {
-  extern __shared__ float smem[];
+  extern __shared__ __align__(16) float smem[];
   float* q_s = smem;
-  float* k_s = q_s + kBQ * (D + 1);
-  float* v_s = k_s + kBK * (D + 1);
+  float* k_s = q_s + kBQ * kPad<D>;
+  float* v_s = k_s + kBK * kPad<D>;
   float* p_s = v_s + kBK * D;
   const DeviceAttentionArgs& a = p.a;
   const int hd = static_cast<int>(a.head_dim);
+  const int hd4 = (hd + 3) / 4;  // float4 steps over d (entries beyond hd are zero in q_s and k_s)
   const int64_t kvh = blockIdx.y;
   const int split = blockIdx.z;
   const int tid = threadIdx.x, r = tid / 8, c = tid % 8;
@@ -61,7 +69,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(Params p) {
     const int64_t rgg = int64_t{blockIdx.x} * kBQ + rr;
     const int64_t tt = rgg / p.group;
     const int64_t hh = kvh * p.group + rgg % p.group;
-    q_s[rr * (D + 1) + d] = (tt < a.n_q && d < hd) ? a.q[tt * q_stride + hh * a.head_dim + d] : 0.0f;
+    q_s[rr * kPad<D> + d] = (tt < a.n_q && d < hd) ? a.q[tt * q_stride + hh * a.head_dim + d] : 0.0f;
   }
 
   // KV range of this split, cut at the last position any row of the tile can see.
@@ -73,42 +81,69 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(Params p) {
     ke = imin(ke, max_qp - a.kv_pos0 + 1);
   }
 
-  constexpr int kDPer = D / 8;  // output dims per thread: d = c + 8 j
-  float o[kDPer];
+  constexpr int kV4 = D / 32;  // float4 output groups per thread
+  float4 o[kV4];
 #pragma unroll
-  for (int j = 0; j < kDPer; ++j) o[j] = 0.0f;
+  for (int j = 0; j < kV4; ++j) o[j] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
   float m = -INFINITY, l = 0.0f;
 
   for (int64_t k0 = kb; k0 < ke; k0 += kBK) {
     __syncthreads();  // previous tile fully used (and q_s written, first time round)
-    for (int e = tid; e < kBK * D; e += kThreads) {
-      const int kk = e / D, d = e % D;
-      const int64_t j = k0 + kk;
-      float kv = 0.0f, vv = 0.0f;
-      if (j < ke && d < hd) {
-        const int64_t off = int64_t{a.block_table[j / a.block_size]} * block_stride + (j % a.block_size) * kv_tok +
-                            kvh * a.head_dim + d;
-        kv = a.k_cache[off];
-        vv = a.v_cache[off];
+    if (p.vec_load) {
+      constexpr int kD4 = D / 4;
+      for (int e = tid; e < kBK * kD4; e += kThreads) {
+        const int kk = e / kD4, d = 4 * (e % kD4);
+        const int64_t j = k0 + kk;
+        float4 kv = make_float4(0.0f, 0.0f, 0.0f, 0.0f), vv = kv;
+        if (j < ke && d < hd) {
+          const int64_t off = int64_t{a.block_table[j / a.block_size]} * block_stride +
+                              (j % a.block_size) * kv_tok + kvh * a.head_dim + d;
+          kv = *reinterpret_cast<const float4*>(a.k_cache + off);
+          vv = *reinterpret_cast<const float4*>(a.v_cache + off);
+        }
+        *reinterpret_cast<float4*>(k_s + kk * kPad<D> + d) = kv;
+        *reinterpret_cast<float4*>(v_s + kk * D + d) = vv;
       }
-      k_s[kk * (D + 1) + d] = kv;
-      v_s[kk * D + d] = vv;
+    } else {
+      for (int e = tid; e < kBK * D; e += kThreads) {
+        const int kk = e / D, d = e % D;
+        const int64_t j = k0 + kk;
+        float kv = 0.0f, vv = 0.0f;
+        if (j < ke && d < hd) {
+          const int64_t off = int64_t{a.block_table[j / a.block_size]} * block_stride +
+                              (j % a.block_size) * kv_tok + kvh * a.head_dim + d;
+          kv = a.k_cache[off];
+          vv = a.v_cache[off];
+        }
+        k_s[kk * kPad<D> + d] = kv;
+        v_s[kk * D + d] = vv;
+      }
     }
     __syncthreads();
 
+    // Scores of this thread's 4 keys, q . k over float4 steps.
+    float dot[kBK / 8] = {};
+    for (int d4 = 0; d4 < hd4; ++d4) {
+      const float4 qv = *reinterpret_cast<const float4*>(q_s + r * kPad<D> + 4 * d4);
+#pragma unroll
+      for (int jj = 0; jj < kBK / 8; ++jj) {
+        const float4 kv = *reinterpret_cast<const float4*>(k_s + (c + 8 * jj) * kPad<D> + 4 * d4);
+        dot[jj] = fmaf(qv.x, kv.x, dot[jj]);
+        dot[jj] = fmaf(qv.y, kv.y, dot[jj]);
+        dot[jj] = fmaf(qv.z, kv.z, dot[jj]);
+        dot[jj] = fmaf(qv.w, kv.w, dot[jj]);
+      }
+    }
     float sc[kBK / 8];
     float tile_max = -INFINITY;
 #pragma unroll
     for (int jj = 0; jj < kBK / 8; ++jj) {
-      const int kk = c + 8 * jj;
-      const int64_t j = k0 + kk;
+      const int64_t j = k0 + c + 8 * jj;
       const int64_t kp = a.kv_pos0 + j;
       const bool visible = valid_row && j < ke && (!a.causal || kp <= qp) && (a.window <= 0 || kp > qp - a.window);
       float s = -INFINITY;
       if (visible) {
-        float dot = 0.0f;
-        for (int d = 0; d < hd; ++d) dot = fmaf(q_s[r * (D + 1) + d], k_s[kk * (D + 1) + d], dot);
-        s = dot * a.scale;
+        s = dot[jj] * a.scale;
         if (a.softcap > 0) s = a.softcap * tanhf(s / a.softcap);
       }
       sc[jj] = s;
@@ -134,31 +169,46 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(Params p) {
     m = m_new;
     __syncwarp();  // p_s row r is written and read by the same 8 lanes
 #pragma unroll
-    for (int j = 0; j < kDPer; ++j) {
-      const int d = c + 8 * j;
-      float acc = o[j] * alpha;
-      for (int kk = 0; kk < kBK; ++kk) acc = fmaf(p_s[r * (kBK + 1) + kk], v_s[kk * D + d], acc);
-      o[j] = acc;
+    for (int j = 0; j < kV4; ++j) {
+      o[j].x *= alpha;
+      o[j].y *= alpha;
+      o[j].z *= alpha;
+      o[j].w *= alpha;
+    }
+    const int kk_end = static_cast<int>(imin(kBK, ke - k0));  // p is 0 beyond, skip the work
+    for (int kk = 0; kk < kk_end; ++kk) {
+      const float pk = p_s[r * (kBK + 1) + kk];
+#pragma unroll
+      for (int j = 0; j < kV4; ++j) {
+        const float4 vv = *reinterpret_cast<const float4*>(v_s + kk * D + 4 * c + 32 * j);
+        o[j].x = fmaf(pk, vv.x, o[j].x);
+        o[j].y = fmaf(pk, vv.y, o[j].y);
+        o[j].z = fmaf(pk, vv.z, o[j].z);
+        o[j].w = fmaf(pk, vv.w, o[j].w);
+      }
     }
   }
 
   if (!valid_row) return;
   const float inv = l > 0.0f ? 1.0f / l : 0.0f;
   const float lse = l > 0.0f ? m + logf(l) : -INFINITY;
+  float* out;
   if (p.n_splits == 1) {
     const int64_t out_stride = a.out_stride ? a.out_stride : a.n_heads * a.head_dim;
-    float* out = a.out + t * out_stride + h * a.head_dim;
-#pragma unroll
-    for (int j = 0; j < kDPer; ++j)
-      if (c + 8 * j < hd) out[c + 8 * j] = o[j] * inv;
+    out = a.out + t * out_stride + h * a.head_dim;
     if (a.lse && c == 0) a.lse[t * a.n_heads + h] = lse;
   } else {
     const int64_t prow = (int64_t{split} * a.n_kv_heads + kvh) * p.rows_per_kvh + rg;
-    float* out = p.part_o + prow * a.head_dim;
-#pragma unroll
-    for (int j = 0; j < kDPer; ++j)
-      if (c + 8 * j < hd) out[c + 8 * j] = o[j] * inv;
+    out = p.part_o + prow * a.head_dim;
     if (c == 0) p.part_lse[prow] = lse;
+  }
+#pragma unroll
+  for (int j = 0; j < kV4; ++j) {
+    const int d = 4 * c + 32 * j;
+    const float vals[4] = {o[j].x * inv, o[j].y * inv, o[j].z * inv, o[j].w * inv};
+#pragma unroll
+    for (int e = 0; e < 4; ++e)
+      if (d + e < hd) out[d + e] = vals[e];
   }
 }
 
@@ -236,6 +286,9 @@ void attention(const DeviceAttentionArgs& a, DevicePool& pool, int sm_count, cud
   p.a = a;
   p.group = a.n_heads / a.n_kv_heads;
   p.rows_per_kvh = a.n_q * p.group;
+  const int64_t block_stride = a.block_stride ? a.block_stride : a.block_size * a.n_kv_heads * a.head_dim;
+  p.vec_load = a.head_dim % 4 == 0 && block_stride % 4 == 0 && reinterpret_cast<uintptr_t>(a.k_cache) % 16 == 0 &&
+               reinterpret_cast<uintptr_t>(a.v_cache) % 16 == 0;
   const int64_t q_tiles = (p.rows_per_kvh + kBQ - 1) / kBQ;
   const int64_t base_blocks = q_tiles * a.n_kv_heads;
   // Split the KV range when the blocks would not cover the GPU twice over; each split

@@ -24,8 +24,27 @@ __device__ __forceinline__ float to_f32(__half v) { return __half2float(v); }
 __device__ __forceinline__ float round_like(__nv_bfloat16, float x) { return __bfloat162float(__float2bfloat16_rn(x)); }
 __device__ __forceinline__ float round_like(__half, float x) { return __half2float(__float2half_rn(x)); }
 
+// acc += the 8 products of one 16-byte pack of weights with x[8 i .. 8 i + 7] (rounded).
+template <typename T>
+__device__ __forceinline__ float dot8(const uint4& pack, const float* x, int64_t i, float acc) {
+  const T* wv = reinterpret_cast<const T*>(&pack);
+  const float4 x0 = __ldg(reinterpret_cast<const float4*>(x) + 2 * i);
+  const float4 x1 = __ldg(reinterpret_cast<const float4*>(x) + 2 * i + 1);
+  const T z{};
+  acc = fmaf(to_f32(wv[0]), round_like(z, x0.x), acc);
+  acc = fmaf(to_f32(wv[1]), round_like(z, x0.y), acc);
+  acc = fmaf(to_f32(wv[2]), round_like(z, x0.z), acc);
+  acc = fmaf(to_f32(wv[3]), round_like(z, x0.w), acc);
+  acc = fmaf(to_f32(wv[4]), round_like(z, x1.x), acc);
+  acc = fmaf(to_f32(wv[5]), round_like(z, x1.y), acc);
+  acc = fmaf(to_f32(wv[6]), round_like(z, x1.z), acc);
+  acc = fmaf(to_f32(wv[7]), round_like(z, x1.w), acc);
+  return acc;
+}
+
 // y[r] = sum_k W[r][k] * round(x[k]) for one token; one warp per row, each lane reads
-// 8 half-precision weights (16 bytes) per step. cols % 8 == 0, rows 16-byte aligned.
+// 8 half-precision weights (16 bytes) per pack, 4 packs in flight (decode is bound by
+// the bytes in flight per SM). cols % 8 == 0, rows 16-byte aligned.
 template <typename T>
 __global__ void gemv_half_kernel(const uint8_t* w, int64_t rows, int64_t cols, int64_t row_stride, const float* x,
                                  float* y) {
@@ -35,21 +54,16 @@ __global__ void gemv_half_kernel(const uint8_t* w, int64_t rows, int64_t cols, i
   const uint4* wr = reinterpret_cast<const uint4*>(w + r * row_stride);
   const int64_t n8 = cols / 8;
   float acc = 0.0f;
-  for (int64_t i = lane; i < n8; i += 32) {
-    const uint4 pack = __ldg(wr + i);
-    const T* wv = reinterpret_cast<const T*>(&pack);
-    const float4 x0 = __ldg(reinterpret_cast<const float4*>(x) + 2 * i);
-    const float4 x1 = __ldg(reinterpret_cast<const float4*>(x) + 2 * i + 1);
-    const T z{};
-    acc = fmaf(to_f32(wv[0]), round_like(z, x0.x), acc);
-    acc = fmaf(to_f32(wv[1]), round_like(z, x0.y), acc);
-    acc = fmaf(to_f32(wv[2]), round_like(z, x0.z), acc);
-    acc = fmaf(to_f32(wv[3]), round_like(z, x0.w), acc);
-    acc = fmaf(to_f32(wv[4]), round_like(z, x1.x), acc);
-    acc = fmaf(to_f32(wv[5]), round_like(z, x1.y), acc);
-    acc = fmaf(to_f32(wv[6]), round_like(z, x1.z), acc);
-    acc = fmaf(to_f32(wv[7]), round_like(z, x1.w), acc);
+  int64_t i = lane;
+  for (; i + 96 < n8; i += 128) {
+    // Streamed once per step: bypass L1 and do not keep in L2 ahead of other data.
+    const uint4 p0 = __ldcs(wr + i), p1 = __ldcs(wr + i + 32), p2 = __ldcs(wr + i + 64), p3 = __ldcs(wr + i + 96);
+    acc = dot8<T>(p0, x, i, acc);
+    acc = dot8<T>(p1, x, i + 32, acc);
+    acc = dot8<T>(p2, x, i + 64, acc);
+    acc = dot8<T>(p3, x, i + 96, acc);
   }
+  for (; i < n8; i += 32) acc = dot8<T>(__ldcs(wr + i), x, i, acc);
   acc = warp_sum(acc);
   if (lane == 0) y[r] = acc;
 }
