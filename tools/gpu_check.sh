@@ -11,7 +11,8 @@
 #   3. runs gpu_bench: copy bandwidth and BF16 GEMM rate measured on the card, then
 #      decode GB/s and prefill TFLOP/s of Llama-3-8B shapes (random BF16 weights drawn on
 #      the device), and prints the table.
-# Logs go to $OUT (the device tool's result folder) or build-gpu-check/out.
+# Logs go to $OUT (the device tool's result folder) or build-gpu-check/out: summary.txt,
+# env.txt, build.log, cuda_ops_test.log, cuda_model_test.log, bench.txt (6 files).
 #
 #   tools/gpu_check.sh                 # everything
 #   tools/gpu_check.sh --build-only    # step 1 only (checks the build on a machine without a GPU)
@@ -55,10 +56,10 @@ say "== build: arch $arch, $jobs jobs, $build"
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
 if ! cmake -S "$root/tools/gpu_check" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
-     "-DCMAKE_CUDA_ARCHITECTURES=$arch" "-DGTEST_SOURCE_DIR=$gtest" >"$out/configure.log" 2>&1; then
-  tail -30 "$out/configure.log"; say "FAIL: configure (see configure.log)"; exit 1
+     "-DCMAKE_CUDA_ARCHITECTURES=$arch" "-DGTEST_SOURCE_DIR=$gtest" >"$out/build.log" 2>&1; then
+  tail -30 "$out/build.log"; say "FAIL: configure (see build.log)"; exit 1
 fi
-if ! cmake --build "$build" -j "$jobs" >"$out/build.log" 2>&1; then
+if ! cmake --build "$build" -j "$jobs" >>"$out/build.log" 2>&1; then
   grep -E "error|Error" -A5 "$out/build.log" | head -60; say "FAIL: build (see build.log)"; exit 1
 fi
 say "   built in $(step_time)"
@@ -70,14 +71,24 @@ for t in cuda_ops_test cuda_model_test; do
   log=$out/$t.log
   timeout 300 "$bin" --gtest_color=no >"$log" 2>&1
   rc=$?
-  passed=$(grep -c '^\[       OK \]' "$log")
-  failed=$(grep -c '^\[  FAILED  \] .*(' "$log")
-  skipped=$(grep -c '^\[  SKIPPED \] .*(' "$log")
+  # Per-test result lines end in "(N ms)"; gtest's closing lists repeat the names without.
+  passed=$(grep -cE '^\[       OK \] .* \([0-9]+ ms\)$' "$log")
+  failed=$(grep -cE '^\[  FAILED  \] .* \([0-9]+ ms\)$' "$log")
+  skipped=$(grep -cE '^\[  SKIPPED \] .* \([0-9]+ ms\)$' "$log")
   verdict=ok
   if [[ $rc -ne 0 || $failed -ne 0 || $skipped -ne 0 ]]; then verdict=FAIL; status=1; fi
   say "== $t: $verdict ($passed passed, $failed failed, $skipped skipped, rc $rc) at $(step_time)"
   grep -m1 -A1 ': Skipped$' "$log" | sed 's/^/   /' | tee -a "$summary"   # the skip reason, once
-  grep -E '^\[  FAILED  \] .*\(|Failure$|error:' "$log" | head -20 | sed 's/^/   /' | tee -a "$summary"
+  grep -E '^\[  FAILED  \] .* \([0-9]+ ms\)$|Failure$|error:' "$log" | head -20 | sed 's/^/   /' | tee -a "$summary"
+  # Failed GPU cases: rerun them under compute-sanitizer (bad accesses, races), appended to the log.
+  if [[ $failed -ne 0 ]] && command -v compute-sanitizer >/dev/null; then
+    filter=$(grep -E '^\[  FAILED  \] .* \([0-9]+ ms\)$' "$log" | sed -E 's/^\[  FAILED  \] ([^ ,]+).*/\1/' | paste -sd: -)
+    for tool in memcheck racecheck; do
+      echo "==== compute-sanitizer --tool $tool --gtest_filter=$filter" >>"$log"
+      timeout 150 compute-sanitizer --tool $tool --print-limit 10 "$bin" --gtest_filter="$filter" >>"$log" 2>&1
+      grep -E '^========= (ERROR SUMMARY|Invalid|.*hazard)' "$log" | tail -3 | sed "s/^/   $tool: /" | tee -a "$summary"
+    done
+  fi
 done
 
 say "== gpu_bench ${bench_args[*]:-}"
