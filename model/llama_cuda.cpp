@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 
 #include "common/error.h"
+#include <glog/logging.h>
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device.h"
 #include "kernels/cuda/elementwise.h"
@@ -41,6 +42,21 @@ CudaLlamaModel::CudaLlamaModel(ModelConfig config, CudaLlamaWeights weights, con
   TESSERA_CUDA_CHECK(cudaMemsetAsync(v_cache_.get(), 0, cache_bytes, stream_.get()));
 }
 
+CudaLlamaModel::~CudaLlamaModel() {
+  if (graph_) cudaGraphExecDestroy(graph_);
+}
+
+void CudaLlamaModel::set_use_graphs(bool on) {
+  use_graphs_ = on;
+  if (!on || decode_staging_) return;
+  decode_max_blocks_ = (config_.max_seq_len + kv_.block_size - 1) / kv_.block_size;
+  const size_t bytes = 24 + static_cast<size_t>(decode_max_blocks_) * 4;
+  void* p = nullptr;
+  TESSERA_CUDA_CHECK(cudaMallocHost(&p, bytes));
+  decode_staging_.reset(static_cast<uint8_t*>(p));
+  decode_meta_ = kc::DeviceBuffer(bytes);
+}
+
 float* CudaLlamaModel::kv_layer(kc::DeviceBuffer& cache, int64_t layer) const {
   return cache.as<float>() + layer * kv_.n_blocks * kv_.block_floats();
 }
@@ -68,19 +84,22 @@ void CudaLlamaModel::ensure_capacity(int64_t n_tok, int64_t n_out, int64_t n_tab
     proj_ = f32(n * c.dim);
     gu_ = f32(n * 2 * ffn);
     hidden_ = f32(n * ffn);
+    ++buffers_gen_;
     cap_tok_ = n;
   }
   if (n_out > cap_out_) {
     const int64_t n = std::max(n_out, 2 * cap_out_);
     logits_ = kc::DeviceBuffer(static_cast<size_t>(n * c.vocab_size) * sizeof(float));
     ids_ = kc::DeviceBuffer(static_cast<size_t>(n) * sizeof(int32_t));
+    ++buffers_gen_;
     cap_out_ = n;
   }
 }
 
-int64_t CudaLlamaModel::enqueue(std::span<const ForwardSequence> batch) {
+void CudaLlamaModel::validate(std::span<const ForwardSequence> batch, int64_t& n_tok, int64_t& n_out,
+                              int64_t& n_table) const {
   const ModelConfig& c = config_;
-  int64_t n_tok = 0, n_out = 0, n_table = 0;
+  n_tok = 0, n_out = 0, n_table = 0;
   for (const ForwardSequence& s : batch) {
     const int64_t n = static_cast<int64_t>(s.tokens.size());
     TESSERA_REQUIRE(s.pos0 >= 0 && s.pos0 + n <= c.max_seq_len, ErrorKind::kInvalidInput, "sequence of ", s.pos0 + n,
@@ -99,6 +118,13 @@ int64_t CudaLlamaModel::enqueue(std::span<const ForwardSequence> batch) {
     n_out += s.n_outputs;
     n_table += static_cast<int64_t>(s.block_table.size());
   }
+}
+
+int64_t CudaLlamaModel::enqueue(std::span<const ForwardSequence> batch) {
+  if (use_graphs_ && batch.size() == 1 && batch[0].tokens.size() == 1 && batch[0].n_outputs == 1)
+    return enqueue_decode_graph(batch[0]);
+  int64_t n_tok = 0, n_out = 0, n_table = 0;
+  validate(batch, n_tok, n_out, n_table);
   n_tok_ = n_tok;
   if (n_tok == 0) return 0;
   ensure_capacity(n_tok, n_out, n_table);
@@ -136,7 +162,76 @@ int64_t CudaLlamaModel::enqueue(std::span<const ForwardSequence> batch) {
   d_out_rows_ = d_pos_ + n_tok;
   d_tables_ = d_out_rows_ + n_out;
   d_slots_ = reinterpret_cast<const int64_t*>(dm + slots_off);
+  run_step(batch, n_out);
+  return n_out;
+}
 
+int64_t CudaLlamaModel::enqueue_decode_graph(const ForwardSequence& s) {
+  int64_t n_tok = 0, n_out = 0, n_table = 0;
+  validate(std::span<const ForwardSequence>(&s, 1), n_tok, n_out, n_table);
+  ensure_capacity(1, 1, 0);
+  n_tok_ = 1;
+  const int64_t pos = s.pos0;
+  const int64_t needed = pos / kv_.block_size + 1;  // table entries covering [0, pos]
+  CHECK_LE(needed, decode_max_blocks_);             // validate() bounds pos by max_seq_len
+  staged_.synchronize();
+  uint8_t* h = decode_staging_.get();
+  reinterpret_cast<int32_t*>(h)[0] = s.tokens[0];
+  reinterpret_cast<int32_t*>(h)[1] = static_cast<int32_t>(pos);
+  reinterpret_cast<int32_t*>(h)[2] = 0;
+  reinterpret_cast<int32_t*>(h)[3] = static_cast<int32_t>(pos + 1);
+  reinterpret_cast<int64_t*>(h + 16)[0] = int64_t{s.block_table[pos / kv_.block_size]} * kv_.block_size +
+                                          pos % kv_.block_size;
+  std::memcpy(h + 24, s.block_table.data(), static_cast<size_t>(needed) * 4);
+  cudaStream_t st = stream_.get();
+  TESSERA_CUDA_CHECK(cudaMemcpyAsync(decode_meta_.get(), h, 24 + static_cast<size_t>(needed) * 4,
+                                     cudaMemcpyHostToDevice, st));
+  staged_.record(st);
+  const auto* dm = decode_meta_.as<uint8_t>();
+  d_tokens_ = reinterpret_cast<const int32_t*>(dm);
+  d_pos_ = d_tokens_ + 1;
+  d_out_rows_ = d_tokens_ + 2;
+  d_n_kv_ = d_tokens_ + 3;
+  d_slots_ = reinterpret_cast<const int64_t*>(dm + 16);
+  d_tables_ = reinterpret_cast<const int32_t*>(dm + 24);
+  table_offset_.assign(1, 0);
+  graph_mode_ = true;
+  struct Reset {
+    bool& flag;
+    ~Reset() { flag = false; }
+  } reset{graph_mode_};
+  if (graph_ && graph_gen_ == buffers_gen_) {
+    TESSERA_CUDA_CHECK(cudaGraphLaunch(graph_, st));
+    ++graph_replays_;
+    return 1;
+  }
+  // This step runs uncaptured (it also leaves the pool holding every scratch block the
+  // step needs, so the capture below allocates nothing), then is captured for the next.
+  run_step(std::span<const ForwardSequence>(&s, 1), 1);
+  if (graph_) {
+    TESSERA_CUDA_CHECK(cudaGraphExecDestroy(graph_));
+    graph_ = nullptr;
+  }
+  TESSERA_CUDA_CHECK(cudaStreamBeginCapture(st, cudaStreamCaptureModeRelaxed));
+  cudaGraph_t g = nullptr;
+  try {
+    run_step(std::span<const ForwardSequence>(&s, 1), 1);
+  } catch (...) {
+    cudaStreamEndCapture(st, &g);
+    if (g) cudaGraphDestroy(g);
+    throw;
+  }
+  TESSERA_CUDA_CHECK(cudaStreamEndCapture(st, &g));
+  const cudaError_t e = cudaGraphInstantiate(&graph_, g, 0);
+  cudaGraphDestroy(g);
+  TESSERA_CUDA_CHECK(e);
+  graph_gen_ = buffers_gen_;
+  return 1;
+}
+
+void CudaLlamaModel::run_step(std::span<const ForwardSequence> batch, int64_t n_out) {
+  const ModelConfig& c = config_;
+  const int64_t n_tok = n_tok_;
   cudaStream_t st = stream_.get();
   kc::embedding(w_.token_embd.dtype, w_.token_embd.data, w_.token_embd.rows, c.dim, w_.token_embd.row_stride,
                 d_tokens_, n_tok, c.embedding_scale, x_.as<float>(), st);
@@ -145,11 +240,10 @@ int64_t CudaLlamaModel::enqueue(std::span<const ForwardSequence> batch) {
     attention_block(l, batch);
     ffn_block(l, l + 1 < c.n_layers ? w_.layers[l + 1].attn_norm : w_.output_norm);
   }
-  if (n_out == 0) return 0;
+  if (n_out == 0) return;
   // xn_ now holds output_norm(x) of every row: the LM head takes the output rows.
   kc::gather_rows(xn_.as<float>(), d_out_rows_, n_out, c.dim, proj_.as<float>(), st);
   gemm_.matmul(w_.output, proj_.as<float>(), n_out, logits_.as<float>());
-  return n_out;
 }
 
 void CudaLlamaModel::matmul_parts(const kc::DeviceMatrix& fused, std::initializer_list<const kc::DeviceMatrix*> parts,
@@ -199,6 +293,10 @@ void CudaLlamaModel::attention_block(int64_t l, std::span<const ForwardSequence>
     a.block_size = kv_.block_size;
     a.n_kv = s.pos0 + n;
     a.q_pos0 = s.pos0;
+    if (graph_mode_) {  // the length comes from the device; size the split for the longest
+      a.n_kv = decode_max_blocks_ * kv_.block_size;
+      a.n_kv_dev = d_n_kv_;
+    }
     a.kv_pos0 = 0;
     a.causal = true;
     a.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));

@@ -29,6 +29,17 @@ class CudaLlamaModel {
   // `kv` gives the device cache: the same shape a host KvCache would have (n_layers and
   // n_kv_heads must be the model's). The device must be selected already.
   CudaLlamaModel(ModelConfig config, CudaLlamaWeights weights, const KvCacheShape& kv);
+  ~CudaLlamaModel();
+  CudaLlamaModel(const CudaLlamaModel&) = delete;
+  CudaLlamaModel& operator=(const CudaLlamaModel&) = delete;
+
+  // Decode steps (one sequence, one new token, one output) replay a captured CUDA graph
+  // of the whole step: the token, position, slot, block table and context length are
+  // read from device memory, so one graph serves every decode step (it is re-captured
+  // only when activation buffers grow). The first decode step runs uncaptured, then is
+  // captured. Off by default.
+  void set_use_graphs(bool on);
+  int64_t graph_replays() const { return graph_replays_; }  // decode steps served by a replay
 
   const ModelConfig& config() const { return config_; }
   const KvCacheShape& kv_shape() const { return kv_; }
@@ -51,6 +62,11 @@ class CudaLlamaModel {
 
  private:
   void ensure_capacity(int64_t n_tok, int64_t n_out, int64_t n_table);
+  // Validates the batch (tessera::Error naming what is wrong); returns T, outputs, table entries.
+  void validate(std::span<const ForwardSequence> batch, int64_t& n_tok, int64_t& n_out, int64_t& n_table) const;
+  // Enqueues embedding .. LM head with the metadata pointers set (d_tokens_ ...).
+  void run_step(std::span<const ForwardSequence> batch, int64_t n_out);
+  int64_t enqueue_decode_graph(const ForwardSequence& s);
   // Each block starts from xn_ = norm(x_) and ends with x_ += its output and xn_ =
   // next_norm(x_) (fused), so a layer is 10 launches at decode.
   void attention_block(int64_t layer, std::span<const ForwardSequence> batch);
@@ -86,6 +102,19 @@ class CudaLlamaModel {
   const int32_t* d_tables_ = nullptr;
   const int64_t* d_slots_ = nullptr;
   std::vector<int64_t> table_offset_;  // per sequence of the step, into d_tables_
+
+  // CUDA-graph decode (set_use_graphs): its own metadata block, [0] token, [4] position,
+  // [8] output row (0), [12] context length, [16] slot (i64), [24] block table (i32).
+  bool use_graphs_ = false;
+  bool graph_mode_ = false;               // run_step is enqueuing the graph-shaped decode step
+  cudaGraphExec_t graph_ = nullptr;
+  uint64_t buffers_gen_ = 0;              // bumped whenever an activation buffer moves
+  uint64_t graph_gen_ = ~uint64_t{0};     // buffers_gen_ the graph was captured with
+  int64_t decode_max_blocks_ = 0;         // table entries of the longest context (max_seq_len)
+  std::unique_ptr<uint8_t, PinnedDeleter> decode_staging_;
+  kernels::cuda::DeviceBuffer decode_meta_;
+  const int32_t* d_n_kv_ = nullptr;
+  int64_t graph_replays_ = 0;
 
   // Activations, grown to the largest step seen.
   int64_t cap_tok_ = 0, cap_out_ = 0;

@@ -196,6 +196,19 @@ int run(const Options& o) {
   const double kv_bytes = 2.0 * c.n_layers * double(c.kv_dim()) * 4 * (o.prompt + o.decode / 2.0);
   const double decode_gbs = (wbytes + kv_bytes) / (decode_ms * 1e-3) / 1e9;
 
+  // The same decode steps, each a CUDA-graph replay (model/llama_cuda.h).
+  model.set_use_graphs(true);
+  pos = o.prompt;
+  for (int i = 0; i < 3; ++i) step();  // the first is captured
+  pos = o.prompt;
+  const auto t1 = std::chrono::steady_clock::now();
+  for (int64_t i = 0; i < o.decode; ++i) step();
+  const double graph_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t1).count() / double(o.decode);
+  const double graph_gbs = (wbytes + kv_bytes) / (graph_ms * 1e-3) / 1e9;
+  const int64_t replays = model.graph_replays();
+  model.set_use_graphs(false);
+
   // Consistency: prefill(P-1) then one decode step gives the whole prefill's last logits.
   ForwardSequence head{std::span<const int32_t>(prompt).first(prompt.size() - 1), 0, table, 0};
   model.forward(std::span<const ForwardSequence>(&head, 1), nullptr);
@@ -214,6 +227,8 @@ int run(const Options& o) {
   std::printf("| decode batch 1, %lld layers, ctx %lld (%.2f ms/token) | %.0f GB/s | %.0f GB/s | %.0f%% |\n",
               static_cast<long long>(c.n_layers), static_cast<long long>(o.prompt), decode_ms, decode_gbs, copy_gbs,
               100 * decode_gbs / copy_gbs);
+  std::printf("| decode, CUDA graph per step (%.2f ms/token, %lld replays) | %.0f GB/s | %.0f GB/s | %.0f%% |\n",
+              graph_ms, static_cast<long long>(replays), graph_gbs, copy_gbs, 100 * graph_gbs / copy_gbs);
   std::printf("| prefill %lld tokens (%.1f ms) | %.0f TFLOP/s | %.0f TFLOP/s | %.0f%% |\n",
               static_cast<long long>(o.prompt), prefill_ms, prefill_tf, gemm_tf, 100 * prefill_tf / gemm_tf);
   std::printf("| prefill attention alone, one layer (%.3f ms; x%lld layers = %.1f ms) | %.1f TFLOP/s | | |\n", attn_ms,
@@ -222,9 +237,11 @@ int run(const Options& o) {
               wbytes / 1e9, max_diff, max_abs, finite ? "" : "  NOT FINITE");
   std::printf("{\"device\":\"%s\",\"copy_gbs\":%.1f,\"gemm_bf16_tflops\":%.1f,\"decode_ms\":%.4f,\"decode_gbs\":%.1f,"
               "\"decode_ratio\":%.3f,\"prefill_tokens\":%lld,\"prefill_ms\":%.3f,\"prefill_tflops\":%.1f,"
-              "\"prefill_ratio\":%.3f,\"attn_layer_ms\":%.4f,\"consistency_max_diff\":%.4g}\n",
+              "\"prefill_ratio\":%.3f,\"attn_layer_ms\":%.4f,\"consistency_max_diff\":%.4g,"
+              "\"decode_graph_ms\":%.4f,\"decode_graph_gbs\":%.1f}\n",
               dev.name.c_str(), copy_gbs, gemm_tf, decode_ms, decode_gbs, decode_gbs / copy_gbs,
-              static_cast<long long>(o.prompt), prefill_ms, prefill_tf, prefill_tf / gemm_tf, attn_ms, max_diff);
+              static_cast<long long>(o.prompt), prefill_ms, prefill_tf, prefill_tf / gemm_tf, attn_ms, max_diff,
+              graph_ms, graph_gbs);
   // bf16 rounding of the activations differs between the paths only in summation
   // order: a logit difference above 5% of the largest logit means a real bug.
   if (!finite || max_diff > 0.05 * max_abs + 1e-3) {

@@ -62,7 +62,16 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(Params p) {
   const int64_t t = rg / p.group;
   const int64_t h = kvh * p.group + rg % p.group;
   const bool valid_row = t < a.n_q;
-  const int64_t qp = a.q_pos0 + t;
+  // The context length: the argument, or (CUDA-graph replays) the device's value, with
+  // the queries the last n_q positions and the KV split re-derived from it.
+  int64_t n_kv = a.n_kv, q_pos0 = a.q_pos0, kv_chunk = p.kv_chunk;
+  if (a.n_kv_dev) {
+    n_kv = *a.n_kv_dev;
+    q_pos0 = a.kv_pos0 + n_kv - a.n_q;
+    kv_chunk = ((n_kv + p.n_splits - 1) / p.n_splits + kBK - 1) / kBK * kBK;
+    if (kv_chunk == 0) kv_chunk = kBK;
+  }
+  const int64_t qp = q_pos0 + t;
 
   for (int e = tid; e < kBQ * D; e += kThreads) {
     const int rr = e / D, d = e % D;
@@ -73,11 +82,11 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(Params p) {
   }
 
   // KV range of this split, cut at the last position any row of the tile can see.
-  const int64_t kb = split * p.kv_chunk;
-  int64_t ke = imin(a.n_kv, kb + p.kv_chunk);
+  const int64_t kb = split * kv_chunk;
+  int64_t ke = imin(n_kv, kb + kv_chunk);
   if (a.causal) {
     const int64_t last_row = imin(int64_t{blockIdx.x} * kBQ + kBQ - 1, p.rows_per_kvh - 1);
-    const int64_t max_qp = a.q_pos0 + last_row / p.group;
+    const int64_t max_qp = q_pos0 + last_row / p.group;
     ke = imin(ke, max_qp - a.kv_pos0 + 1);
   }
 

@@ -42,6 +42,10 @@ struct DeviceAttentionArgs {
   float* out = nullptr;           // [n_q][out_stride]
   int64_t out_stride = 0;         // 0 = n_heads*head_dim
   float* lse = nullptr;           // optional [n_q][n_heads]; -inf where a row saw no KV
+  // CUDA-graph replays: when set, the kernels read the context length from here (device
+  // memory) and take the queries as its last n_q positions (q_pos0 = kv_pos0 + n_kv -
+  // n_q); n_kv above is then an upper bound that only sizes the KV split.
+  const int32_t* n_kv_dev = nullptr;
 };
 
 // Enqueues the attention on `s`. `pool` provides the split scratch (freed back to the
