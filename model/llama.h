@@ -34,6 +34,8 @@ class LlamaModel final : public DecoderModel {
   // dense models). Index i is layer plan().layer_begin + i.
   const std::vector<MoeLayerStats>& moe_stats() const { return moe_stats_; }
   void moe_stats_reset();
+  // The bound weights (views into the checkpoint): what the CUDA backend uploads.
+  const LlamaWeights& weights() const { return w_; }
 
  private:
   void embed(std::span<const ForwardSequence> batch);
