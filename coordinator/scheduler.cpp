@@ -232,7 +232,8 @@ Scheduler::Iteration Scheduler::schedule(const StepCostModel* cost, DraftPropose
   // (not done yet): they decode plainly.
   if (drafts != nullptr && config_.speculative_k > 0 && config_.state_slots == 0) {
     for (Sequence* s : decoders) {
-      if (s->req.sampling.n_logprobs >= 0 || s->req.prompt_logprobs) continue;  // verify reports no logprobs
+      // Verify steps report the sampled token's logprob, not the top alternatives.
+      if (s->req.sampling.n_logprobs > 0 || s->req.prompt_logprobs) continue;
       const int64_t room = std::min(s->req.max_tokens - s->generated - 1,
                                     config_.max_context - static_cast<int64_t>(s->tokens.size()) - 1);
       const int32_t k = static_cast<int32_t>(std::min<int64_t>(config_.speculative_k, room));

@@ -51,7 +51,8 @@ struct SchedulerConfig {
   double max_step_seconds = 0;
   // Speculative decoding (docs/SPECULATIVE.md): draft tokens proposed per decoding
   // sequence and verified in one target pass (0: off; needs a DraftProposer in
-  // schedule()). Requests that want logprobs decode plainly.
+  // schedule()). Requests that want top logprobs (n > 0) or prompt
+  // logprobs decode plainly; the sampled token's logprob comes with verify steps too.
   int32_t speculative_k = 0;
   // Plans kept in flight together (the pipeline's stage count): each plan then takes
   // about running / depth of the decodes, so consecutive plans carry different

@@ -277,4 +277,31 @@ VerifyOutcome verify_draft_sharded(std::span<float> local, int64_t cols, int64_t
   return finish(k, {sharded_draw(c, p, offset, rng_next_f32(rng)), 0.0f, {}});
 }
 
+void fill_verify_logprobs(std::span<const float> raw_rows, int64_t cols, int64_t offset,
+                          std::vector<SampleResult>& samples, Communicator* tp) {
+  const size_t n = samples.size();
+  TESSERA_REQUIRE(static_cast<int64_t>(raw_rows.size()) >= static_cast<int64_t>(n) * cols, ErrorKind::kInternal,
+                  "verify logprobs: ", raw_rows.size(), " logits for ", n, " rows of ", cols);
+  // Per row: the max, the partition sum after subtracting it, and the token's logit
+  // (from the rank that holds its id; 0 elsewhere), each reduced over the TP group.
+  std::vector<float> mx(n, -std::numeric_limits<float>::infinity()), sum(n, 0.0f), own(n, 0.0f);
+  for (size_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < cols; ++j) mx[i] = std::max(mx[i], raw_rows[i * static_cast<size_t>(cols) + j]);
+  const bool sharded = tp != nullptr && tp->size() > 1;
+  if (sharded) tp->allreduce(mx.data(), n, CommType::kF32, ReduceOp::kMax);
+  for (size_t i = 0; i < n; ++i) {
+    const float* row = raw_rows.data() + i * static_cast<size_t>(cols);
+    double s = 0;
+    for (int64_t j = 0; j < cols; ++j) s += std::exp(static_cast<double>(row[j] - mx[i]));
+    sum[i] = static_cast<float>(s);
+    const int64_t t = samples[i].token - offset;
+    if (t >= 0 && t < cols) own[i] = row[t] - mx[i];
+  }
+  if (sharded) {
+    tp->allreduce(sum.data(), n, CommType::kF32, ReduceOp::kSum);
+    tp->allreduce(own.data(), n, CommType::kF32, ReduceOp::kSum);
+  }
+  for (size_t i = 0; i < n; ++i) samples[i].logprob = own[i] - std::log(sum[i]);
+}
+
 }  // namespace tessera

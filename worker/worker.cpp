@@ -99,6 +99,9 @@ StepResult Worker::run_step(const StepPlan& plan) {
       TESSERA_REQUIRE(s.n_outputs == k + 1, ErrorKind::kInvalidInput, "sequence ", s.seq_id, ": ", k,
                       " draft tokens need n_outputs = ", k + 1, ", got ", s.n_outputs);
       std::span<float> rows(logits_.data() + row * cols, static_cast<size_t>((k + 1) * cols));
+      // The sharded rule overwrites its rows: keep the raw logits when logprobs are asked.
+      std::vector<float> raw;
+      if (s.sampling.n_logprobs >= 0) raw.assign(rows.begin(), rows.end());
       VerifyOutcome v;
       if (comms_.tp == nullptr || comms_.tp->size() == 1) {
         v = verify_draft(rows, c.vocab_size, s.draft_tokens, s.draft_probs, s.sampling, out.rng_state, acceptance_);
@@ -109,6 +112,7 @@ StepResult Worker::run_step(const StepPlan& plan) {
         v = verify_draft_sharded(rows, cols, offset, c.vocab_size, s.draft_tokens, s.draft_probs, s.sampling,
                                  out.rng_state, comms_.tp, acceptance_);
       }
+      if (s.sampling.n_logprobs >= 0) fill_verify_logprobs(raw, cols, offset, v.samples, comms_.tp);
       out.accepted = v.accepted;
       out.extra_token = v.extra_token;
       out.samples = std::move(v.samples);

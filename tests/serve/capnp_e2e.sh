@@ -93,7 +93,8 @@ grep -q 'finish: stop' "$WORK/stop_err" && [ "$(cat "$WORK/stopped")" = "$(cut -
   || fail "stop string: got '$(cat "$WORK/stopped")' ($(cat "$WORK/stop_err"))"
 "$CLIENT" --connect "$CAPNP" --stats >"$WORK/stats" || fail "stats"
 grep -Eq '^steps [1-9]' "$WORK/stats" && grep -Eq '^submitted [1-9]' "$WORK/stats" || fail "stats: $(cat "$WORK/stats")"
-"$CLIENT" --connect "$CAPNP" --models | grep -q "^$NAME context" || fail "models"
+"$CLIENT" --connect "$CAPNP" --models >"$WORK/models" || fail "models"
+grep -q "^$NAME context" "$WORK/models" || fail "models: $(cat "$WORK/models")"
 echo "chat, stop strings, stats and models answer"
 
 # ---- API key ----

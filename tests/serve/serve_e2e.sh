@@ -96,7 +96,29 @@ if [[ " ${EXTRA[*]} " == *" --draft "* ]]; then
   [ "$(post /v1/completions "$body")" = 200 ] || fail "speculative completion"
   json 'd["usage"]["speculative"]["verify_passes"] > 0 and 0 <= d["usage"]["speculative"]["accepted_tokens"] <= d["usage"]["speculative"]["draft_tokens"]' |
     grep -qx True || fail "usage.speculative missing or inconsistent: $(cat "$WORK/out")"
-  curl -sf "$URL/metrics" | grep -qE '^tessera_speculative_tokens_total\{kind="drafted"\} [1-9]' || fail "no drafted tokens in /metrics"
+  # (to a file first: grep -q closing the pipe early would fail curl under pipefail)
+  curl -sf "$URL/metrics" >"$WORK/spec_metrics" || fail "metrics"
+  grep -qE '^tessera_speculative_tokens_total\{kind="drafted"\} [1-9]' "$WORK/spec_metrics" || fail "no drafted tokens in /metrics"
+  # logprobs 0 decodes speculatively (the verify step reports the sampled token's
+  # logprob); logprobs 1 asks for alternatives, so it decodes plainly: same tokens, same
+  # logprobs.
+  for n in 0 1; do
+    [ "$(post /v1/completions "{\"model\":\"$NAME\",\"prompt\":\"Lily and Tom went to the park\",\"max_tokens\":24,\"temperature\":0,\"logprobs\":$n}")" = 200 ] ||
+      fail "logprobs $n: $(cat "$WORK/out")"
+    cp "$WORK/out" "$WORK/lp$n"
+  done
+  python3 - "$WORK/lp0" "$WORK/lp1" <<'PY' || fail "speculative logprobs differ from plain decoding's"
+import json, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:3])
+assert a["usage"].get("speculative", {}).get("verify_passes", 0) > 0, a["usage"]
+assert "speculative" not in b["usage"], b["usage"]
+ca, cb = a["choices"][0], b["choices"][0]
+assert ca["text"] == cb["text"], (ca["text"], cb["text"])
+la, lb = ca["logprobs"]["token_logprobs"], cb["logprobs"]["token_logprobs"]
+assert len(la) == len(lb) == 24, (len(la), len(lb))
+for x, y in zip(la, lb):
+    assert abs(x - y) <= 1e-4 * max(1.0, abs(y)), (x, y)
+PY
   echo "speculative decoding (${EXTRA[*]}): usage and metrics report it"
 fi
 
