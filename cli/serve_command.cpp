@@ -239,7 +239,7 @@ int run_serve(int argc, char** argv) {
          "prefill chunks shrink and admission waits to keep steps under it, from a step-time model learnt online; "
          "0: bound tokens only (--max-batch-tokens)", "0");
   a.flag("draft", "PATH|int8|ngram", "speculative decoding (docs/SPECULATIVE.md) for every request that does "
-         "not ask for logprobs: a draft checkpoint with the target's vocabulary, an int8 copy of the target, or "
+         "not ask for top logprobs: a draft checkpoint with the target's vocabulary, an int8 copy of the target, or "
          "prompt lookup; model drafts run in rank 0's process");
   a.flag("draft-k", "K", "draft tokens verified per target pass (with --draft)", "4");
   a.flag("max-queue", "N", "requests waiting at most; beyond it the server answers 429", "256");
