@@ -29,6 +29,7 @@ class RpcStepRunner final : public StepRunner {
   int64_t kv_blocks() const override { return kv_blocks_; }
   int64_t kv_block_size() const override { return kv_block_size_; }
   const StepTimeSplit& time_split() const { return split_; }
+  std::vector<std::vector<int64_t>> moe_expert_load() override;  // one stats call to every worker
 
  private:
   StepResult collect(std::vector<rpc::WorkerStep> steps, size_t n_sequences, double wall);

@@ -135,7 +135,21 @@ void ServingLoop::run(const std::function<bool()>& should_stop) {
       forward = result.forward_seconds;
       dispatch(scheduler_.apply(it.plan, result));
     }
+    // MoE expert load for /metrics, between steps and at most once a second.
+    std::vector<std::vector<int64_t>> moe;
+    bool moe_fresh = false;
+    if (tokens > 0 && runner_.config().moe.enabled() &&
+        std::chrono::steady_clock::now() - moe_polled_ >= std::chrono::seconds(1)) {
+      moe_polled_ = std::chrono::steady_clock::now();
+      try {
+        moe = runner_.moe_expert_load();
+        moe_fresh = true;
+      } catch (const std::exception&) {
+        // Observability only: a worker that fails will fail the next step too.
+      }
+    }
     std::lock_guard<std::mutex> lock(mu_);
+    if (moe_fresh) stats_.moe_expert_tokens = std::move(moe);
     stats_.waiting = scheduler_.waiting() + static_cast<int64_t>(inbox_.size());
     stats_.running = scheduler_.running();
     stats_.kv_blocks_used = scheduler_.blocks().used();

@@ -48,6 +48,9 @@ struct LoopStats {  // a snapshot for /metrics
   double step_seconds = 0;     // wall time of run_step, cumulative
   double forward_seconds = 0;  // the last stage's model forward, cumulative
   double last_step_seconds = 0;
+  // MoE models: (token, expert) pairs per [layer][expert], refreshed at most once a
+  // second (a stats call to every worker when distributed); empty for dense models.
+  std::vector<std::vector<int64_t>> moe_expert_tokens;
 };
 
 class ServingLoop {
@@ -73,6 +76,7 @@ class ServingLoop {
   void dispatch(const std::vector<SequenceEvent>& events);
 
   StepRunner& runner_;
+  std::chrono::steady_clock::time_point moe_polled_{};  // last MoE load refresh (loop thread)
   SchedulerConfig config_;
   Scheduler scheduler_;  // loop thread only
 

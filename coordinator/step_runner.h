@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "model/config.h"
+#include "model/moe_load.h"
 #include "worker/step.h"
 #include "worker/worker.h"
 
@@ -28,6 +29,9 @@ class StepRunner {
   virtual const ModelConfig& config() const = 0;
   virtual int64_t kv_blocks() const = 0;      // blocks in every worker's pool
   virtual int64_t kv_block_size() const = 0;  // positions per block
+  // MoE models: (token, expert) pairs routed so far, [layer][expert] over the whole
+  // model (every rank's share summed); empty for dense models. Call between steps.
+  virtual std::vector<std::vector<int64_t>> moe_expert_load() { return {}; }
 };
 
 // The whole model in this process.
@@ -38,6 +42,11 @@ class LocalStepRunner final : public StepRunner {
   const ModelConfig& config() const override { return worker_.config(); }
   int64_t kv_blocks() const override { return worker_.kv_shape().n_blocks; }
   int64_t kv_block_size() const override { return worker_.kv_shape().block_size; }
+  std::vector<std::vector<int64_t>> moe_expert_load() override {
+    std::vector<std::vector<int64_t>> out;
+    moe_load_merge(out, moe_load_of(worker_.model()));
+    return out;
+  }
 
  private:
   Worker& worker_;

@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "server/moe_metrics.h"
+
 namespace tessera::server {
 
 namespace {
@@ -109,6 +111,7 @@ std::string Metrics::render(const LoopStats& loop, const std::string& model) con
   out += "tessera_step_seconds_total{rank=\"last_stage\",part=\"forward\"} " + num(loop.forward_seconds) + "\n";
   header(out, "tessera_last_step_seconds", "gauge", "wall time of the latest step");
   line(out, "tessera_last_step_seconds", loop.last_step_seconds);
+  render_moe_load(out, loop.moe_expert_tokens);
   ttft_.render(out, "tessera_time_to_first_token_seconds", "time to first token");
   itl_.render(out, "tessera_inter_token_latency_seconds", "time between tokens of a sequence");
   latency_.render(out, "tessera_request_latency_seconds", "end-to-end request latency");
