@@ -122,5 +122,27 @@ TEST(MixtralGolden, EachRankBindsOnlyItsExperts) {
   EXPECT_EQ(lw.experts[0].gate.data, ck->data("model.layers.1.block_sparse_moe.experts.2.w1.weight").data);
 }
 
+TEST(MoeGgufShard, EachRankMapsOnlyItsExpertRows) {
+  // GGUF stacks the experts in 3-D tensors: EP rank 1 of 4 maps rows [2, 4) of each,
+  // a quarter of their bytes, plus the whole router.
+  auto ck = checkpoint::open_checkpoint(std::string(TESSERA_TEST_DATA) + "/gguf_tiny_moe/model_q8_0.gguf");
+  const ModelConfig c = load_model_config(*ck);
+  ShardSpec spec;
+  spec.ep = 4;
+  spec.ep_rank = 1;
+  const ShardPlan plan = make_shard_plan(c, spec);
+  uint64_t want = ck->info("blk.0.ffn_gate_inp.weight").size;
+  for (const char* t : {"blk.0.ffn_gate_exps.weight", "blk.0.ffn_up_exps.weight", "blk.0.ffn_down_exps.weight"})
+    want += ck->info(t).size / 4;
+  ck->reset_bytes_touched();
+  uint64_t bound = 0;
+  const MoeLayerWeights lw = bind_moe_layer(*ck, TensorNaming::kGguf, c, plan, 0, kernels::ActRounding::kNone, bound);
+  EXPECT_EQ(ck->bytes_touched(), want);
+  ASSERT_EQ(lw.experts.size(), 2u);
+  const checkpoint::TensorBytes down = ck->data("blk.0.ffn_down_exps.weight");
+  EXPECT_EQ(lw.experts[1].down.data, down.data + 3 * (down.size / 8));  // expert 3 of 8
+  EXPECT_EQ(lw.experts[1].down.dtype, DType::kQ8_0);
+}
+
 }  // namespace
 }  // namespace tessera
