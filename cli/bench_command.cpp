@@ -87,13 +87,15 @@ int run_bench(int argc, char** argv) {
       // Byte accounting of the whole model: mapping it binds views, it reads no weights.
       kernels::ThreadPool pool(1);
       auto whole = load_model(a.str("model"), pool);
-      return bench_with(a, runner, whole->weight_bytes, whole->streamed_bytes, topo.world_size());
+      const int rc = bench_with(a, runner, whole->weight_bytes, whole->streamed_bytes, topo.world_size());
+      if (rc == 0 && !a.on("json")) print_moe_report(runner, nullptr);
+      return rc;
     });
   }
   Worker worker(a.str("model"), wo);
   LocalStepRunner runner(worker);
   const int rc = bench_with(a, runner, worker.weight_bytes(), worker.streamed_bytes(), 1);
-  if (rc == 0 && !a.on("json")) print_moe_report(worker.model());
+  if (rc == 0 && !a.on("json")) print_moe_report(runner, &worker.model());
   return rc;
 }
 

@@ -65,4 +65,17 @@ StepResult RpcStepRunner::collect(std::vector<rpc::WorkerStep> steps, size_t n_s
   return result;
 }
 
+std::vector<std::vector<int64_t>> RpcStepRunner::moe_expert_load() {
+  std::vector<std::vector<int64_t>> out;
+  if (!config_.moe.enabled()) return out;
+  for (const rpc::WorkerStatsValue& w : client_.stats()) {
+    MoeLoad l;
+    l.layer_begin = w.moe_layer_begin;
+    l.experts = w.moe_experts;
+    l.tokens = w.moe_tokens;
+    moe_load_merge(out, l);
+  }
+  return out;
+}
+
 }  // namespace tessera

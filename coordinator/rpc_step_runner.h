@@ -31,6 +31,7 @@ class RpcStepRunner final : public StepRunner {
   const StepTimeSplit& time_split() const { return split_; }
   std::vector<RankStepTime> rank_step_times() const override { return ranks_; }
   int pipeline_depth() const override { return topology_.pp_size(); }
+  std::vector<std::vector<int64_t>> moe_expert_load() override;  // one stats call to every worker
 
  private:
   StepResult collect(std::vector<rpc::WorkerStep> steps, size_t n_sequences, double wall);

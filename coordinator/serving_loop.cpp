@@ -203,10 +203,25 @@ void ServingLoop::run(const std::function<bool()>& should_stop) {
       }
       events = scheduler_.apply(done.plan, result);
     }
+    // MoE expert load for /metrics, between steps and at most once a second (only with
+    // no step in flight: the stats call queues behind steps on the workers).
+    std::vector<std::vector<int64_t>> moe;
+    bool moe_fresh = false;
+    if (done.shape.tokens > 0 && flight.empty() && runner_.config().moe.enabled() &&
+        std::chrono::steady_clock::now() - moe_polled_ >= std::chrono::seconds(1)) {
+      moe_polled_ = std::chrono::steady_clock::now();
+      try {
+        moe = runner_.moe_expert_load();
+        moe_fresh = true;
+      } catch (const std::exception&) {
+        // Observability only: a worker that fails will fail the next step too.
+      }
+    }
     // The stats first, then the events: a client that has its answer sees the step in
     // /metrics.
     {
       std::lock_guard<std::mutex> lock(mu_);
+      if (moe_fresh) stats_.moe_expert_tokens = std::move(moe);
       stats_.waiting = scheduler_.waiting() + static_cast<int64_t>(inbox_.size());
       stats_.running = scheduler_.running();
       stats_.kv_blocks_used = scheduler_.blocks().used();

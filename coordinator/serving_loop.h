@@ -57,6 +57,9 @@ struct LoopStats {  // a snapshot for /metrics
   int64_t accepted_tokens = 0;   // accepted by the target
   int64_t verify_emitted = 0;    // tokens those verify slices produced (accepted + 1 each)
   double draft_seconds = 0;      // time the draft spent proposing
+  // MoE models: (token, expert) pairs per [layer][expert], refreshed at most once a
+  // second (a stats call to every worker when distributed); empty for dense models.
+  std::vector<std::vector<int64_t>> moe_expert_tokens;
 };
 
 class ServingLoop {
@@ -84,6 +87,7 @@ class ServingLoop {
 
   StepRunner& runner_;
   DraftProposer* drafts_;
+  std::chrono::steady_clock::time_point moe_polled_{};  // last MoE load refresh (loop thread)
   SchedulerConfig config_;
   Scheduler scheduler_;  // loop thread only
   StepCostModel cost_;   // loop thread only: learnt from every step's wall time

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "model/config.h"
+#include "model/moe_load.h"
 #include "worker/step.h"
 #include "worker/worker.h"
 
@@ -43,6 +44,9 @@ class StepRunner {
   virtual std::vector<RankStepTime> rank_step_times() const = 0;
   // Fixed-state models: the per-sequence state slots every worker holds (0 otherwise).
   virtual int64_t state_slots() const { return config().fixed_state ? kDefaultStateSlots : 0; }
+  // MoE models: (token, expert) pairs routed so far, [layer][expert] over the whole
+  // model (every rank's share summed); empty for dense models. Call between steps.
+  virtual std::vector<std::vector<int64_t>> moe_expert_load() { return {}; }
 };
 
 // The whole model in this process.
@@ -60,6 +64,11 @@ class LocalStepRunner final : public StepRunner {
   int64_t kv_blocks() const override { return worker_.kv_shape().n_blocks; }
   int64_t kv_block_size() const override { return worker_.kv_shape().block_size; }
   int64_t state_slots() const override { return worker_.state_slots(); }
+  std::vector<std::vector<int64_t>> moe_expert_load() override {
+    std::vector<std::vector<int64_t>> out;
+    moe_load_merge(out, moe_load_of(worker_.model()));
+    return out;
+  }
 
  private:
   Worker& worker_;

@@ -33,6 +33,7 @@ class LlamaModel final : public DecoderModel {
   // MoE models: per-layer expert load and time split of this rank's layers (empty for
   // dense models). Index i is layer plan().layer_begin + i.
   const std::vector<MoeLayerStats>& moe_stats() const { return moe_stats_; }
+  const ShardPlan& plan() const { return plan_; }
   void moe_stats_reset();
   // The bound weights (views into the checkpoint): what the CUDA backend uploads.
   const LlamaWeights& weights() const { return w_; }

@@ -232,6 +232,10 @@ void to_capnp(const WorkerStatsValue& v, schema::WorkerStats::Builder b) {
   b.setStepsRun(v.steps_run);
   b.setComputeSeconds(v.compute_seconds);
   b.setCollectiveSeconds(v.collective_seconds);
+  b.setMoeLayerBegin(v.moe_layer_begin);
+  b.setMoeExperts(v.moe_experts);
+  auto moe = b.initMoeTokens(static_cast<unsigned>(v.moe_tokens.size()));
+  for (unsigned i = 0; i < v.moe_tokens.size(); ++i) moe.set(i, v.moe_tokens[i]);
 }
 
 // ---- decode ----
@@ -315,6 +319,13 @@ WorkerStatsValue from_capnp(schema::WorkerStats::Reader r) {
   v.steps_run = r.getStepsRun();
   v.compute_seconds = r.getComputeSeconds();
   v.collective_seconds = r.getCollectiveSeconds();
+  v.moe_layer_begin = r.getMoeLayerBegin();
+  v.moe_experts = r.getMoeExperts();
+  for (const int64_t n : r.getMoeTokens()) v.moe_tokens.push_back(n);
+  TESSERA_REQUIRE(v.moe_experts >= 0 && v.moe_layer_begin >= 0 &&
+                      (v.moe_experts == 0 ? v.moe_tokens.empty() : v.moe_tokens.size() % v.moe_experts == 0),
+                  ErrorKind::kInvalidInput, "WorkerStats: ", v.moe_tokens.size(), " MoE counts do not fill layers of ",
+                  v.moe_experts, " experts");
   return v;
 }
 

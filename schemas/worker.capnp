@@ -124,6 +124,9 @@ struct WorkerStats {
   stepsRun @5 :UInt64;
   computeSeconds @6 :Float64;      # cumulative
   collectiveSeconds @7 :Float64;   # cumulative
+  moeLayerBegin @8 :Int32;         # MoE: first layer of moeTokens
+  moeExperts @9 :Int32;            # MoE: experts per layer (0: dense)
+  moeTokens @10 :List(Int64);      # MoE: [layer][expert] (token, expert) pairs routed here, cumulative
 }
 
 # ---- capabilities ----

@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "server/moe_metrics.h"
+
 namespace tessera::server {
 
 namespace {
@@ -135,6 +137,7 @@ std::string Metrics::render(const LoopStats& loop, const std::string& model) con
          "0 until it has seen enough steps)");
   out += "tessera_last_step_seconds{kind=\"actual\"} " + num(loop.last_step_seconds) + "\n";
   out += "tessera_last_step_seconds{kind=\"predicted\"} " + num(loop.last_step_predicted) + "\n";
+  render_moe_load(out, loop.moe_expert_tokens);
   ttft_.render(out, "tessera_time_to_first_token_seconds", "time to first token");
   itl_.render(out, "tessera_inter_token_latency_seconds", "time between tokens of a sequence");
   latency_.render(out, "tessera_request_latency_seconds", "end-to-end request latency");

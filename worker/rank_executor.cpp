@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "common/error.h"
+#include "model/moe_load.h"
 
 namespace tessera {
 
@@ -69,6 +70,10 @@ rpc::WorkerStatsValue RankExecutor::stats() {
     s.weight_bytes = worker_->weight_bytes();
     s.checkpoint_bytes_read = worker_->checkpoint().bytes_touched();
     s.kv_blocks = static_cast<int32_t>(worker_->kv_shape().n_blocks);
+    const MoeLoad moe = moe_load_of(worker_->model());
+    s.moe_layer_begin = static_cast<int32_t>(moe.layer_begin);
+    s.moe_experts = static_cast<int32_t>(moe.experts);
+    s.moe_tokens = moe.tokens;
   }
   return s;
 }

@@ -56,25 +56,33 @@ TEST(MixtralGolden, LogitsAndGreedyMatchTransformers) {
   EXPECT_EQ(out, ids_of(golden.at("greedy").at("tokens")));
 }
 
-TEST(MoeGgufGolden, LogitsAndGreedyMatchLlamaCpp) {
+struct MoeGgufCase {
+  const char* dtype;
+  double tolerance;  // measured 2026-11-29: F32 1.2e-4, Q8_0 9.5e-7 (same Q8_0 activation blocks)
+};
+void PrintTo(const MoeGgufCase& c, std::ostream* os) { *os << c.dtype; }
+class MoeGgufGolden : public ::testing::TestWithParam<MoeGgufCase> {};
+
+TEST_P(MoeGgufGolden, LogitsAndGreedyMatchLlamaCpp) {
   // tools/make_moe_gguf_golden.py: llama.cpp's MoE tensors (3-D ffn_*_exps) and its
-  // llama graph (softmax, top-2, renormalised), F32.
+  // llama graph (softmax, top-2, renormalised); Q8_0 experts quantise activations to
+  // Q8_0 blocks like llama.cpp.
+  const std::string dt = GetParam().dtype;
   const std::string dir = std::string(TESSERA_TEST_DATA) + "/gguf_tiny_moe";
-  const Json golden = Json::parse(read_text_file(dir + "/golden_f32.json"), "golden_f32.json");
+  const Json golden = Json::parse(read_text_file(dir + "/golden_" + dt + ".json"), "golden.json");
   const std::vector<int32_t> ids = ids_of(golden.at("tokens"));
   WorkerOptions wo;
   wo.threads = 2;
-  Worker worker(dir + "/model_f32.gguf", wo);
+  Worker worker(dir + "/model_" + dt + ".gguf", wo);
   ASSERT_EQ(worker.config().moe.n_experts, 8);
   Generator gen(worker);
   const std::vector<float> got = gen.score(ids);
-  MappedFile ref(dir + "/logits_f32.f32");
+  MappedFile ref(dir + "/logits_" + dt + ".f32");
   ASSERT_EQ(ref.size(), got.size() * 4);
   const float* r = reinterpret_cast<const float*>(ref.data());
   double diff = 0;
   for (size_t i = 0; i < got.size(); ++i) diff = std::max(diff, std::fabs(double(got[i]) - r[i]));
-  // Measured 1.2e-4 (2026-11-29; the dense F32 golden: 4.6e-5): f32 on both sides.
-  EXPECT_LT(diff, 5e-4);
+  EXPECT_LT(diff, GetParam().tolerance);
   GenerateOptions opt;
   opt.max_new_tokens = 8;
   std::vector<int32_t> out;
@@ -83,8 +91,11 @@ TEST(MoeGgufGolden, LogitsAndGreedyMatchLlamaCpp) {
     return true;
   });
   EXPECT_EQ(out, ids_of(golden.at("greedy").at("tokens")));
-  std::printf("llama.cpp MoE golden: max |logit diff| %.3g\n", diff);
+  std::printf("llama.cpp MoE golden %s: max |logit diff| %.3g\n", dt.c_str(), diff);
 }
+
+INSTANTIATE_TEST_SUITE_P(LlamaCpp, MoeGgufGolden,
+                         ::testing::Values(MoeGgufCase{"f32", 5e-4}, MoeGgufCase{"q8_0", 1e-4}));
 
 TEST(MixtralGolden, EachRankBindsOnlyItsExperts) {
   // EP rank 1 of 4 binds experts [2, 4) of a layer: it touches exactly their w1/w2/w3
@@ -109,6 +120,28 @@ TEST(MixtralGolden, EachRankBindsOnlyItsExperts) {
   EXPECT_EQ(bound, want);
   ASSERT_EQ(lw.experts.size(), 2u);
   EXPECT_EQ(lw.experts[0].gate.data, ck->data("model.layers.1.block_sparse_moe.experts.2.w1.weight").data);
+}
+
+TEST(MoeGgufShard, EachRankMapsOnlyItsExpertRows) {
+  // GGUF stacks the experts in 3-D tensors: EP rank 1 of 4 maps rows [2, 4) of each,
+  // a quarter of their bytes, plus the whole router.
+  auto ck = checkpoint::open_checkpoint(std::string(TESSERA_TEST_DATA) + "/gguf_tiny_moe/model_q8_0.gguf");
+  const ModelConfig c = load_model_config(*ck);
+  ShardSpec spec;
+  spec.ep = 4;
+  spec.ep_rank = 1;
+  const ShardPlan plan = make_shard_plan(c, spec);
+  uint64_t want = ck->info("blk.0.ffn_gate_inp.weight").size;
+  for (const char* t : {"blk.0.ffn_gate_exps.weight", "blk.0.ffn_up_exps.weight", "blk.0.ffn_down_exps.weight"})
+    want += ck->info(t).size / 4;
+  ck->reset_bytes_touched();
+  uint64_t bound = 0;
+  const MoeLayerWeights lw = bind_moe_layer(*ck, TensorNaming::kGguf, c, plan, 0, kernels::ActRounding::kNone, bound);
+  EXPECT_EQ(ck->bytes_touched(), want);
+  ASSERT_EQ(lw.experts.size(), 2u);
+  const checkpoint::TensorBytes down = ck->data("blk.0.ffn_down_exps.weight");
+  EXPECT_EQ(lw.experts[1].down.data, down.data + 3 * (down.size / 8));  // expert 3 of 8
+  EXPECT_EQ(lw.experts[1].down.dtype, DType::kQ8_0);
 }
 
 }  // namespace
