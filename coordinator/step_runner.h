@@ -28,6 +28,9 @@ class StepRunner {
   virtual const ModelConfig& config() const = 0;
   virtual int64_t kv_blocks() const = 0;      // blocks in every worker's pool
   virtual int64_t kv_block_size() const = 0;  // positions per block
+  // Ranks of the context-parallel ring: above 1, steps carry every rank's KV length and
+  // block tables cover the longest shard (coordinator/cp_steps.h).
+  virtual int cp_size() const { return 1; }
 };
 
 // The whole model in this process.
@@ -38,6 +41,7 @@ class LocalStepRunner final : public StepRunner {
   const ModelConfig& config() const override { return worker_.config(); }
   int64_t kv_blocks() const override { return worker_.kv_shape().n_blocks; }
   int64_t kv_block_size() const override { return worker_.kv_shape().block_size; }
+  int cp_size() const override { return worker_.cp_size(); }
 
  private:
   Worker& worker_;

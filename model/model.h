@@ -21,6 +21,9 @@ struct ForwardSequence {
   int64_t pos0 = 0;                       // KV for [0, pos0) is already in the cache
   std::span<const int32_t> block_table;   // covers [0, pos0 + tokens.size())
   int64_t n_outputs = 1;                  // logits for the last n_outputs new tokens
+  // Context parallelism only (model/cp_layout.h): KV entries each CP rank holds before
+  // this slice; the block table then covers this rank's shard, not [0, pos0 + n).
+  std::span<const int64_t> cp_kv_lens;
 };
 
 // The peers a sharded model talks to; null means "no peers in that dimension" (the
@@ -28,6 +31,7 @@ struct ForwardSequence {
 struct ModelComms {
   Communicator* tp = nullptr;  // this rank's tensor-parallel group
   Communicator* pp = nullptr;  // this rank's pipeline column (stage s talks to s - 1 and s + 1)
+  Communicator* cp = nullptr;  // this rank's context-parallel ring (same pp and tp coordinates)
 };
 
 class DecoderModel {

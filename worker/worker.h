@@ -23,6 +23,12 @@ struct WorkerOptions {
   bool int8_copy = false;     // requantise the dense matrices to Q8_0 (speculative self-draft)
 };
 
+// Blocks of a worker's KV pool for sequences of up to max_tokens positions: under
+// context parallelism (cp > 1) a rank holds about 1/C of them (model/cp_layout.h) plus
+// one block of slack for a ragged last chunk. The coordinator sizes its allocator with
+// the same function.
+int64_t worker_kv_blocks(int64_t max_tokens, int64_t block_size, int cp = 1);
+
 class Worker {
  public:
   // Loads this rank's shard of the checkpoint at model_path (throws tessera::Error
@@ -37,6 +43,9 @@ class Worker {
   const checkpoint::Checkpoint& checkpoint() const { return *model_->checkpoint; }
   uint64_t weight_bytes() const { return model_->weight_bytes; }
   uint64_t streamed_bytes() const { return model_->streamed_bytes; }
+  const DecoderModel& model() const { return *model_->model; }
+  // Ranks of the context-parallel ring this worker is part of (1 without CP).
+  int cp_size() const { return comms_.cp != nullptr ? comms_.cp->size() : 1; }
 
   StepResult run_step(const StepPlan& plan);
 
