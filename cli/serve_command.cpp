@@ -238,6 +238,8 @@ int run_serve(int argc, char** argv) {
   };
   WorkerOptions wo = worker_options_from(a);
   wo.kv_blocks = (a.int64("kv-tokens") + wo.kv_block_size - 1) / wo.kv_block_size;
+  TESSERA_REQUIRE(parallel_config_from(a).cp == 1, ErrorKind::kUnsupported, "tessera serve does not run with --cp > 1 "
+                  "yet; context parallelism runs through tessera generate and score (docs/CONTEXT_PARALLEL.md)");
   if (launched_distributed(parallel_config_from(a))) {
     ClusterOptions co = cluster_options_from(a);
     co.load.kv_blocks = static_cast<int32_t>(wo.kv_blocks);

@@ -44,6 +44,46 @@ std::vector<int64_t> CpRig::gather(int64_t value) const {
   return all;
 }
 
+StepResult LockstepRunner::run_step(const StepPlan& plan) {
+  StepResult r = rig_.worker->run_step(plan);
+  Communicator& world = *rig_.comms.world;
+  const Topology& t = rig_.topology;
+  const int root = t.rank_of(t.pp_size() - 1, 0, 0);
+  // Flatten per output: rng state, n samples, tokens, n logits, logits (as raw i64/f32).
+  std::vector<int64_t> head;
+  std::vector<float> logits;
+  if (world.rank() == root) {
+    for (const SequenceOutput& o : r.outputs) {
+      head.push_back(static_cast<int64_t>(o.rng_state));
+      head.push_back(static_cast<int64_t>(o.samples.size()));
+      for (const SampleResult& s : o.samples) head.push_back(s.token);
+      head.push_back(static_cast<int64_t>(o.logits.size()));
+      logits.insert(logits.end(), o.logits.begin(), o.logits.end());
+    }
+  }
+  int64_t sizes[2] = {static_cast<int64_t>(head.size()), static_cast<int64_t>(logits.size())};
+  world.broadcast(sizes, 2, CommType::kI64, root);
+  head.resize(static_cast<size_t>(sizes[0]));
+  logits.resize(static_cast<size_t>(sizes[1]));
+  world.broadcast(head.data(), head.size(), CommType::kI64, root);
+  if (!logits.empty()) world.broadcast(logits.data(), logits.size(), CommType::kF32, root);
+  if (world.rank() == root) return r;
+  r.outputs.clear();
+  size_t h = 0, l = 0;
+  for (const SequenceStep& s : plan.sequences) {
+    SequenceOutput o;
+    o.seq_id = s.seq_id;
+    o.rng_state = static_cast<uint64_t>(head[h++]);
+    const int64_t n = head[h++];
+    for (int64_t i = 0; i < n; ++i) o.samples.push_back(SampleResult{static_cast<int32_t>(head[h++])});
+    const int64_t nl = head[h++];
+    o.logits.assign(logits.begin() + static_cast<int64_t>(l), logits.begin() + static_cast<int64_t>(l) + nl);
+    l += static_cast<size_t>(nl);
+    r.outputs.push_back(std::move(o));
+  }
+  return r;
+}
+
 std::string long_context_tiny_llama() {
   static const std::string dir = [] {
     const fs::path src = fs::path(TESSERA_TEST_DATA) / "hf_tiny_llama";

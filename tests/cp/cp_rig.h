@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "collectives/group_communicators.h"
+#include "coordinator/step_runner.h"
 #include "collectives/topology.h"
 #include "model/cp_attention.h"
 #include "worker/worker.h"
@@ -27,6 +28,22 @@ struct CpRig {
   const CpAttentionStats& cp_stats() const;
   // One int64 from every rank of the world, in world-rank order.
   std::vector<int64_t> gather(int64_t value) const;
+};
+
+// The coordinator's view in a lockstep job: runs the step on this rank's worker, then
+// every rank gets the result of the last stage (pp - 1, cp 0, tp 0) by broadcast, as
+// the control plane would hand it to the coordinator (samples, RNG state, logits).
+class LockstepRunner final : public StepRunner {
+ public:
+  explicit LockstepRunner(CpRig& rig) : rig_(rig) {}
+  StepResult run_step(const StepPlan& plan) override;
+  const ModelConfig& config() const override { return rig_.worker->config(); }
+  int64_t kv_blocks() const override { return rig_.worker->kv_shape().n_blocks; }
+  int64_t kv_block_size() const override { return rig_.worker->kv_shape().block_size; }
+  int cp_size() const override { return rig_.worker->cp_size(); }
+
+ private:
+  CpRig& rig_;
 };
 
 // A copy of tests/data/hf_tiny_llama (transformers' random tiny Llama: 3 layers, dim 64,
