@@ -23,7 +23,7 @@ void declare_model_flags(Args& a) {
   a.flag("threads", "N", "kernel threads", std::to_string(default_threads()));
   a.flag("ctx", "N", "maximum context (KV cache positions); 0 = the model's trained context", "0");
   a.flag("kv-block-size", "N", "positions per KV cache block", "16");
-  a.flag("tp", "T", "tensor-parallel ranks (under mpirun: world size = tp x pp)", "1");
+  a.flag("tp", "T", "tensor-parallel ranks (under mpirun: world size = tp x pp x cp)", "1");
   a.flag("pp", "P", "pipeline-parallel stages", "1");
   a.flag("cp", "C", "context-parallel ranks: ring attention over a sequence split in 2C zigzag blocks, the KV cache "
          "sharded C ways (world size = tp x pp x cp; docs/CONTEXT_PARALLEL.md)", "1");
