@@ -143,6 +143,7 @@ int serve(const Args& a, StepRunner& runner, const Tokenizer& tok, const checkpo
   sc.max_context = runner.config().max_seq_len;
   if (a.int64("ctx") > 0) sc.max_context = std::min(sc.max_context, a.int64("ctx"));
   sc.prefix_caching = !a.on("no-prefix-cache");
+  sc.cp = runner.cp_size();  // CP: shards, no prefix cache (coordinator/scheduler.h)
   ServingLoop loop(runner, sc);
 
   server::HttpServerOptions ho;
@@ -237,9 +238,8 @@ int run_serve(int argc, char** argv) {
     return serve(a, runner, *tokenizer, ck);
   };
   WorkerOptions wo = worker_options_from(a);
-  wo.kv_blocks = (a.int64("kv-tokens") + wo.kv_block_size - 1) / wo.kv_block_size;
-  TESSERA_REQUIRE(parallel_config_from(a).cp == 1, ErrorKind::kUnsupported, "tessera serve does not run with --cp > 1 "
-                  "yet; context parallelism runs through tessera generate and score (docs/CONTEXT_PARALLEL.md)");
+  // --kv-tokens counts positions of all sequences; under CP a rank holds about 1/C of them.
+  wo.kv_blocks = worker_kv_blocks(a.int64("kv-tokens"), wo.kv_block_size, parallel_config_from(a).cp);
   if (launched_distributed(parallel_config_from(a))) {
     ClusterOptions co = cluster_options_from(a);
     co.load.kv_blocks = static_cast<int32_t>(wo.kv_blocks);

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "model/cp_layout.h"
 
 namespace tessera {
 
@@ -49,11 +50,15 @@ PromptLogprob prompt_logprob(std::span<const float> row, int32_t token, int32_t 
 
 Scheduler::Scheduler(const SchedulerConfig& config, int64_t kv_blocks, int64_t kv_block_size)
     : config_(config), cache_(kv_blocks, kv_block_size) {
+  TESSERA_REQUIRE(config_.cp >= 1, ErrorKind::kInvalidInput, "scheduler: cp must be >= 1, got ", config_.cp);
+  if (config_.cp > 1) config_.prefix_caching = false;
   TESSERA_REQUIRE(config_.max_batch_tokens >= 1, ErrorKind::kInvalidInput, "max batch tokens must be >= 1");
   TESSERA_REQUIRE(config_.max_running >= 1, ErrorKind::kInvalidInput, "max running sequences must be >= 1");
   TESSERA_REQUIRE(config_.max_waiting >= 0, ErrorKind::kInvalidInput, "max queue must be >= 0");
-  if (config_.max_context <= 0 || config_.max_context > kv_blocks * kv_block_size)
-    config_.max_context = kv_blocks * kv_block_size;
+  // Under CP each rank's pool holds about 1/C of a sequence (one block of slack).
+  const int64_t pool_positions = config_.cp > 1 ? (kv_blocks - 1) * kv_block_size * config_.cp
+                                                : kv_blocks * kv_block_size;
+  if (config_.max_context <= 0 || config_.max_context > pool_positions) config_.max_context = pool_positions;
 }
 
 bool Scheduler::add(SequenceRequest request) {
@@ -85,6 +90,7 @@ void Scheduler::preempt(Sequence& s) {
   cache_.release(s.table);
   s.hashes.clear();
   s.computed = 0;
+  s.cp_kv_lens.clear();
   waiting_.push_front(std::move(*it));
   running_.erase(it);
   ++preemptions_;
@@ -107,8 +113,27 @@ bool Scheduler::reserve(Sequence& s, int64_t end, std::vector<SeqPtr>&) {
   return true;
 }
 
+int64_t Scheduler::slots_after(const Sequence& s, int64_t n) const {
+  if (config_.cp == 1) return s.computed + n;
+  std::vector<int64_t> lens = s.cp_kv_lens;
+  if (lens.empty()) lens.assign(static_cast<size_t>(config_.cp), 0);
+  return cp_slots_after(cp_place(n, config_.cp, lens), lens);
+}
+
+int64_t Scheduler::tokens_that_fit(const Sequence& s, int64_t slots) const {
+  if (config_.cp == 1) return slots - s.computed;
+  // A zigzag chunk of n tokens adds at most ceil(n / C) + 1 entries to a rank: start
+  // from that estimate and step down to the exact largest n.
+  const int64_t longest = s.cp_kv_lens.empty() ? 0 : *std::max_element(s.cp_kv_lens.begin(), s.cp_kv_lens.end());
+  int64_t n = std::max<int64_t>(0, (slots - longest) * config_.cp);
+  while (n > 0 && slots_after(s, n) > slots) --n;
+  return n;
+}
+
 void Scheduler::add_slice(Sequence& s, int64_t n, StepPlan& plan) {
   SequenceStep st;
+  if (config_.cp > 1 && s.cp_kv_lens.empty()) s.cp_kv_lens.assign(static_cast<size_t>(config_.cp), 0);
+  st.cp_kv_lens = s.cp_kv_lens;
   st.seq_id = s.req.id;
   st.tokens.assign(s.tokens.begin() + s.computed, s.tokens.begin() + s.computed + n);
   st.pos0 = s.computed;
@@ -187,7 +212,7 @@ Scheduler::Iteration Scheduler::schedule() {
   for (Sequence* s : order) {
     if (budget <= 0) break;
     if (!is_running(s) || static_cast<int64_t>(s->tokens.size()) - s->computed != 1) continue;
-    if (!reserve(*s, s->computed + 1, running_)) continue;
+    if (!reserve(*s, slots_after(*s, 1), running_)) continue;
     add_slice(*s, 1, it.plan);
     --budget;
   }
@@ -197,10 +222,13 @@ Scheduler::Iteration Scheduler::schedule() {
     if (!is_running(s) || s->scheduled) continue;
     int64_t n = std::min<int64_t>(static_cast<int64_t>(s->tokens.size()) - s->computed, budget);
     if (n <= 0) continue;
-    auto fit = [&] { return (static_cast<int64_t>(s->table.size()) + cache_.available()) * bs - s->computed; };
-    if (fit() <= 0 && !reserve(*s, s->computed + 1, running_)) continue;
+    auto fit = [&] {
+      return tokens_that_fit(*s, (static_cast<int64_t>(s->table.size()) + cache_.available()) * bs);
+    };
+    if (fit() <= 0 && !reserve(*s, slots_after(*s, 1), running_)) continue;
     n = std::min(n, fit());
-    CHECK(cache_.ensure(s->table, s->computed + n));
+    if (n <= 0) continue;
+    CHECK(cache_.ensure(s->table, slots_after(*s, n)));
     add_slice(*s, n, it.plan);
     budget -= n;
   }
@@ -213,7 +241,7 @@ Scheduler::Iteration Scheduler::schedule() {
       s.table = cache_.match(s.tokens, max_blocks, &s.hashes);
       s.computed = static_cast<int64_t>(s.table.size()) * bs;
     }
-    const int64_t fit = (static_cast<int64_t>(s.table.size()) + cache_.available()) * bs - s.computed;
+    const int64_t fit = tokens_that_fit(s, (static_cast<int64_t>(s.table.size()) + cache_.available()) * bs);
     const int64_t n = std::min({static_cast<int64_t>(s.tokens.size()) - s.computed, budget, fit});
     if (n <= 0) {
       cache_.release(s.table);
@@ -221,7 +249,7 @@ Scheduler::Iteration Scheduler::schedule() {
       s.computed = 0;
       break;
     }
-    CHECK(cache_.ensure(s.table, s.computed + n));
+    CHECK(cache_.ensure(s.table, slots_after(s, n)));
     running_.push_back(std::move(waiting_.front()));
     waiting_.pop_front();
     add_slice(s, n, it.plan);
@@ -242,6 +270,10 @@ std::vector<SequenceEvent> Scheduler::apply(const StepPlan& plan, const StepResu
     s->scheduled = false;
     s->rng_state = out.rng_state;
     s->computed = st.pos0 + static_cast<int64_t>(st.tokens.size());
+    if (config_.cp > 1) {  // the entries each rank stored in this step (model/cp_layout.h)
+      s->cp_kv_lens = st.cp_kv_lens;
+      cp_advance(cp_place(static_cast<int64_t>(st.tokens.size()), config_.cp, s->cp_kv_lens), s->cp_kv_lens);
+    }
     SequenceEvent ev;
     ev.id = s->req.id;
     if (st.return_logits && st.n_outputs > 0 && !out.logits.empty()) {

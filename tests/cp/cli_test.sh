@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tessera generate --cp end to end (docs/CONTEXT_PARALLEL.md): the needle model over a
 # CP ring answers with the needle, exactly like the single-process run (same text and
-# ids), alone and with TP inside the ring; bad CP flags fail with a message saying why.
+# ids), alone and with TP or PP around the ring; bad CP flags fail with a message saying why.
 #   cli_test.sh TESSERA NEEDLE_MODEL HF_TINY_LLAMA TOKENIZER_GGUF
 set -uo pipefail
 T=$1 NEEDLE=$2 HF=$3 TOKGGUF=$4
@@ -47,11 +47,13 @@ same needle_1 needle_cp2
 run needle_cp4 4 "${NFLAGS[@]}" --cp 4 --prefill-chunk 4096
 same needle_1 needle_cp4
 
-# A real (random, transformers-made) model: greedy text identical over TP 2 x CP 2.
+# A real (random, transformers-made) model: greedy text identical over TP 2 x CP 2 and PP 2 x CP 2.
 HFLAGS=(--model "$HF" --tokenizer "$TOKGGUF" --prompt "the cat and the dog sat on the mat" --max-tokens 24)
 run hf_1 1 "${HFLAGS[@]}"
 run hf_tp2cp2 4 "${HFLAGS[@]}" --tp 2 --cp 2 --prefill-chunk 8
 same hf_1 hf_tp2cp2
+run hf_pp2cp2 4 "${HFLAGS[@]}" --pp 2 --cp 2 --prefill-chunk 8
+same hf_1 hf_pp2cp2
 
 expect_fail() {  # name, expected stderr substring, command...
   local name=$1 want=$2; shift 2
