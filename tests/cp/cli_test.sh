@@ -65,5 +65,5 @@ expect_fail() {  # name, expected stderr substring, command...
 expect_fail "--cp 0" "--cp must be in [1, 4096]" "$T" generate --model "$NEEDLE" --prompt hi --cp 0
 expect_fail "world size that does not match tp x pp x cp" "needs 4 ranks" \
   "${MPI[@]}" -n 2 "$T" generate --model "$NEEDLE" --prompt hi --cp 4 --threads 1
-expect_fail "serve with --cp" "does not run with --cp > 1 yet" "$T" serve --model "$NEEDLE" --cp 2
+expect_fail "bench with --cp" "does not run with --cp > 1 yet" "$T" bench --model "$NEEDLE" --cp 2
 exit $fail
