@@ -79,6 +79,8 @@ int run_bench(int argc, char** argv) {
   // Room for every sequence, each rounded up to whole blocks.
   const int64_t per_seq = (n_prompt + n_gen + wo.kv_block_size - 1) / wo.kv_block_size * wo.kv_block_size;
   if (wo.max_kv_tokens == 0) wo.max_kv_tokens = n_seq * per_seq;
+  TESSERA_REQUIRE(parallel_config_from(a).cp == 1, ErrorKind::kUnsupported, "tessera bench does not run with --cp > 1 "
+                  "yet; context parallelism runs through tessera generate and score (docs/CONTEXT_PARALLEL.md)");
   if (launched_distributed(parallel_config_from(a))) {
     ClusterOptions co = cluster_options_from(a);
     co.print_layout = true;

@@ -146,11 +146,15 @@ int serve(const Args& a, StepRunner& runner, const Tokenizer& tok, const checkpo
   const double max_step_ms = a.real("max-step-ms");
   TESSERA_REQUIRE(max_step_ms >= 0, ErrorKind::kInvalidInput, "--max-step-ms must be >= 0, got ", max_step_ms);
   sc.max_step_seconds = max_step_ms / 1000;
+  sc.cp = runner.cp_size();  // CP: shards, no prefix cache (coordinator/scheduler.h)
   std::unique_ptr<DraftProposer> drafts;
   if (a.has("draft")) {
     TESSERA_REQUIRE(!runner.config().fixed_state, ErrorKind::kInvalidInput,
                     "--draft: speculative decoding of a fixed-state model (RecurrentGemma) needs its recurrent state "
                     "restored after rejections, which is not implemented yet");
+    TESSERA_REQUIRE(runner.cp_size() == 1, ErrorKind::kInvalidInput,
+                    "--draft with --cp: rolling back a context-parallel sequence's sharded KV after a rejection "
+                    "is not implemented yet");
     sc.speculative_k = static_cast<int32_t>(a.int64("draft-k"));
     TESSERA_REQUIRE(sc.speculative_k >= 1 && sc.speculative_k <= 16, ErrorKind::kInvalidInput,
                     "--draft-k must be in 1..16, got ", sc.speculative_k);
@@ -257,7 +261,8 @@ int run_serve(int argc, char** argv) {
     return serve(a, runner, *tokenizer, ck);
   };
   WorkerOptions wo = worker_options_from(a);
-  wo.kv_blocks = (a.int64("kv-tokens") + wo.kv_block_size - 1) / wo.kv_block_size;
+  // --kv-tokens counts positions of all sequences; under CP a rank holds about 1/C of them.
+  wo.kv_blocks = worker_kv_blocks(a.int64("kv-tokens"), wo.kv_block_size, parallel_config_from(a).cp);
   if (launched_distributed(parallel_config_from(a))) {
     ClusterOptions co = cluster_options_from(a);
     co.load.kv_blocks = static_cast<int32_t>(wo.kv_blocks);

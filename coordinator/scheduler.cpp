@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "common/error.h"
+#include "model/cp_layout.h"
 
 namespace tessera {
 
@@ -50,11 +51,15 @@ PromptLogprob prompt_logprob(std::span<const float> row, int32_t token, int32_t 
 
 Scheduler::Scheduler(const SchedulerConfig& config, int64_t kv_blocks, int64_t kv_block_size)
     : config_(config), cache_(kv_blocks, kv_block_size) {
+  TESSERA_REQUIRE(config_.cp >= 1, ErrorKind::kInvalidInput, "scheduler: cp must be >= 1, got ", config_.cp);
+  if (config_.cp > 1) config_.prefix_caching = false;
   TESSERA_REQUIRE(config_.max_batch_tokens >= 1, ErrorKind::kInvalidInput, "max batch tokens must be >= 1");
   TESSERA_REQUIRE(config_.max_running >= 1, ErrorKind::kInvalidInput, "max running sequences must be >= 1");
   TESSERA_REQUIRE(config_.max_waiting >= 0, ErrorKind::kInvalidInput, "max queue must be >= 0");
-  if (config_.max_context <= 0 || config_.max_context > kv_blocks * kv_block_size)
-    config_.max_context = kv_blocks * kv_block_size;
+  // Under CP each rank's pool holds about 1/C of a sequence (one block of slack).
+  const int64_t pool_positions = config_.cp > 1 ? (kv_blocks - 1) * kv_block_size * config_.cp
+                                                : kv_blocks * kv_block_size;
+  if (config_.max_context <= 0 || config_.max_context > pool_positions) config_.max_context = pool_positions;
   if (config_.state_slots > 0) {
     config_.max_running = std::min(config_.max_running, config_.state_slots);
     config_.prefix_caching = false;
@@ -93,6 +98,7 @@ void Scheduler::preempt(Sequence& s) {
   s.hashes.clear();
   s.computed = 0;
   if (s.state_slot >= 0) free_state_slots_.push_back(std::exchange(s.state_slot, -1));
+  s.cp_kv_lens.clear();
   waiting_.push_front(std::move(*it));
   running_.erase(it);
   ++preemptions_;
@@ -115,8 +121,27 @@ bool Scheduler::reserve(Sequence& s, int64_t end, std::vector<SeqPtr>&) {
   return true;
 }
 
+int64_t Scheduler::slots_after(const Sequence& s, int64_t n) const {
+  if (config_.cp == 1) return s.computed + n;
+  std::vector<int64_t> lens = s.cp_kv_lens;
+  if (lens.empty()) lens.assign(static_cast<size_t>(config_.cp), 0);
+  return cp_slots_after(cp_place(n, config_.cp, lens), lens);
+}
+
+int64_t Scheduler::tokens_that_fit(const Sequence& s, int64_t slots) const {
+  if (config_.cp == 1) return slots - s.computed;
+  // A zigzag chunk of n tokens adds at most ceil(n / C) + 1 entries to a rank: start
+  // from that estimate and step down to the exact largest n.
+  const int64_t longest = s.cp_kv_lens.empty() ? 0 : *std::max_element(s.cp_kv_lens.begin(), s.cp_kv_lens.end());
+  int64_t n = std::max<int64_t>(0, (slots - longest) * config_.cp);
+  while (n > 0 && slots_after(s, n) > slots) --n;
+  return n;
+}
+
 void Scheduler::add_slice(Sequence& s, int64_t n, StepPlan& plan) {
   SequenceStep st;
+  if (config_.cp > 1 && s.cp_kv_lens.empty()) s.cp_kv_lens.assign(static_cast<size_t>(config_.cp), 0);
+  st.cp_kv_lens = s.cp_kv_lens;
   st.seq_id = s.req.id;
   st.tokens.assign(s.tokens.begin() + s.computed, s.tokens.begin() + s.computed + n);
   st.pos0 = s.computed;
@@ -230,7 +255,8 @@ Scheduler::Iteration Scheduler::schedule(const StepCostModel* cost, DraftPropose
   std::vector<DraftRequest> proposals;
   // Fixed-state models would need their recurrent state restored after a rejection
   // (not done yet): they decode plainly.
-  if (drafts != nullptr && config_.speculative_k > 0 && config_.state_slots == 0) {
+  // So would CP sequences (their per-rank KV lengths after a partial acceptance).
+  if (drafts != nullptr && config_.speculative_k > 0 && config_.state_slots == 0 && config_.cp == 1) {
     for (Sequence* s : decoders) {
       // Verify steps report the sampled token's logprob, not the top alternatives.
       if (s->req.sampling.n_logprobs > 0 || s->req.prompt_logprobs) continue;
@@ -256,7 +282,7 @@ Scheduler::Iteration Scheduler::schedule(const StepCostModel* cost, DraftPropose
     if (!is_running(s)) continue;
     int64_t k = d != nullptr ? static_cast<int64_t>(d->tokens.size()) : 0;
     k = std::min(k, budget - 1);
-    if (!reserve(*s, s->computed + 1 + k, running_)) continue;
+    if (!reserve(*s, slots_after(*s, 1 + k), running_)) continue;
     planned.tokens += 1 + k;
     planned.attended += attended_pairs(s->computed, 1 + k);
     add_slice(*s, 1, it.plan);
@@ -277,10 +303,13 @@ Scheduler::Iteration Scheduler::schedule(const StepCostModel* cost, DraftPropose
     int64_t n = std::min<int64_t>(static_cast<int64_t>(s->tokens.size()) - s->computed, budget);
     n = time_fit(s->computed, n);
     if (n <= 0) continue;
-    auto fit = [&] { return (static_cast<int64_t>(s->table.size()) + cache_.available()) * bs - s->computed; };
-    if (fit() <= 0 && !reserve(*s, s->computed + 1, running_)) continue;
+    auto fit = [&] {
+      return tokens_that_fit(*s, (static_cast<int64_t>(s->table.size()) + cache_.available()) * bs);
+    };
+    if (fit() <= 0 && !reserve(*s, slots_after(*s, 1), running_)) continue;
     n = std::min(n, fit());
-    CHECK(cache_.ensure(s->table, s->computed + n));
+    if (n <= 0) continue;
+    CHECK(cache_.ensure(s->table, slots_after(*s, n)));
     plan_slice(*s, n);
     budget -= n;
   }
@@ -305,7 +334,7 @@ Scheduler::Iteration Scheduler::schedule(const StepCostModel* cost, DraftPropose
       s.table = cache_.match(s.tokens, max_blocks, &s.hashes);
       s.computed = static_cast<int64_t>(s.table.size()) * bs;
     }
-    const int64_t fit = (static_cast<int64_t>(s.table.size()) + cache_.available()) * bs - s.computed;
+    const int64_t fit = tokens_that_fit(s, (static_cast<int64_t>(s.table.size()) + cache_.available()) * bs);
     int64_t n = std::min({static_cast<int64_t>(s.tokens.size()) - s.computed, budget, fit});
     if (n > 0) n = time_fit(s.computed, n);
     if (n <= 0) {
@@ -314,7 +343,7 @@ Scheduler::Iteration Scheduler::schedule(const StepCostModel* cost, DraftPropose
       s.computed = 0;
       break;
     }
-    CHECK(cache_.ensure(s.table, s.computed + n));
+    CHECK(cache_.ensure(s.table, slots_after(s, n)));
     if (config_.state_slots > 0) {  // a slot is free: running_ < max_running <= state_slots
       CHECK(!free_state_slots_.empty());
       s.state_slot = free_state_slots_.back();
@@ -341,6 +370,10 @@ std::vector<SequenceEvent> Scheduler::apply(const StepPlan& plan, const StepResu
     if (s->finish != FinishReason::kNone) continue;  // ended (cancelled) while its step ran
     s->rng_state = out.rng_state;
     s->computed = st.pos0 + static_cast<int64_t>(st.tokens.size());
+    if (config_.cp > 1) {  // the entries each rank stored in this step (model/cp_layout.h)
+      s->cp_kv_lens = st.cp_kv_lens;
+      cp_advance(cp_place(static_cast<int64_t>(st.tokens.size()), config_.cp, s->cp_kv_lens), s->cp_kv_lens);
+    }
     SequenceEvent ev;
     ev.id = s->req.id;
     if (st.return_logits && st.n_outputs > 0 && !out.logits.empty()) {

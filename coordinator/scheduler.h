@@ -63,6 +63,11 @@ struct SchedulerConfig {
   // (which recomputes from position 0, resetting the slot). max_running is capped to it
   // and prefix caching is off (a cached block holds no recurrent state).
   int64_t state_slots = 0;
+  // Context parallelism (docs/CONTEXT_PARALLEL.md): ranks of the CP ring. Above 1 the
+  // pool is every rank's and a block table covers a sequence's longest shard; steps
+  // carry every rank's KV length, and prefix caching is off (a shard's blocks depend on
+  // how the sequence was chunked, not only on its tokens).
+  int cp = 1;
 };
 
 enum class FinishReason { kNone, kStop, kLength, kCancelled, kError };
@@ -142,6 +147,7 @@ class Scheduler {
     int64_t logprobs_done = 1;       // prompt positions whose logprobs were reported
     std::vector<int32_t> table;
     std::vector<uint64_t> hashes;    // published (or matched) full blocks, in order
+    std::vector<int64_t> cp_kv_lens; // CP only: KV entries each CP rank holds
     uint64_t rng_state = 1;
     uint64_t draft_rng = 1;          // the draft's own stream (speculative decoding)
     SpeculativeCounts speculative;
@@ -157,6 +163,10 @@ class Scheduler {
   bool reserve(Sequence& s, int64_t end, std::vector<SeqPtr>& running);
   void add_slice(Sequence& s, int64_t n, StepPlan& plan);
   void publish_blocks(Sequence& s);
+  // Block-table slots s needs to take n more tokens (positions without CP, the longest
+  // CP shard with it), and the most tokens that fit in `slots`.
+  int64_t slots_after(const Sequence& s, int64_t n) const;
+  int64_t tokens_that_fit(const Sequence& s, int64_t slots) const;
   Sequence* find_running(uint64_t id);
 
   SchedulerConfig config_;

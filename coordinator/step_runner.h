@@ -47,6 +47,9 @@ class StepRunner {
   // MoE models: (token, expert) pairs routed so far, [layer][expert] over the whole
   // model (every rank's share summed); empty for dense models. Call between steps.
   virtual std::vector<std::vector<int64_t>> moe_expert_load() { return {}; }
+  // Ranks of the context-parallel ring: above 1, steps carry every rank's KV length and
+  // block tables cover the longest shard (coordinator/cp_steps.h).
+  virtual int cp_size() const { return 1; }
 };
 
 // The whole model in this process.
@@ -69,6 +72,7 @@ class LocalStepRunner final : public StepRunner {
     moe_load_merge(out, moe_load_of(worker_.model()));
     return out;
   }
+  int cp_size() const override { return worker_.cp_size(); }
 
  private:
   Worker& worker_;

@@ -57,6 +57,7 @@ struct SequenceStep {
   draftTokens @10 :List(Int32);    # speculative verify: the K proposed tokens (the
                                    # last K of tokens); empty: an ordinary step
   draftProbs @11 :List(Float32);   # the draft's q, [K][vocab]; empty: one-hot (deterministic draft)
+  cpKvLens @12 :List(Int64);       # context parallel: KV entries per CP rank before the step; empty: no CP
 }
 
 struct StepPlan {

@@ -16,6 +16,9 @@ void RankExecutor::load_shard(const rpc::LoadShardRequest& r) {
                   ErrorKind::kInvalidInput, "rank ", rank, ": load_shard asks for tp ", r.parallel.tp, " pp ",
                   r.parallel.pp, " but this job was launched with tp ", topology_.tp_size(), " pp ",
                   topology_.pp_size());
+  TESSERA_REQUIRE(r.parallel.cp == topology_.cp_size(), ErrorKind::kInvalidInput, "rank ", rank,
+                  ": load_shard asks for cp ", r.parallel.cp, " but this job was launched with cp ",
+                  topology_.cp_size());
   WorkerOptions o;
   o.threads = r.threads > 0 ? r.threads : 1;
   o.kv_block_size = r.kv_block_size;
@@ -30,10 +33,12 @@ void RankExecutor::load_shard(const rpc::LoadShardRequest& r) {
   tp_ = std::make_unique<TimedCommunicator>(*comms_.tp);
   pp_ = std::make_unique<TimedCommunicator>(*comms_.pp);
   ep_ = std::make_unique<TimedCommunicator>(*comms_.ep);
+  cp_ = std::make_unique<TimedCommunicator>(*comms_.cp);
   ModelComms mc;
   mc.tp = tp_.get();
   mc.pp = pp_.get();
   mc.ep = ep_.get();
+  mc.cp = cp_.get();
   // Errors travel back to the coordinator, which names this rank and host.
   worker_ = std::make_unique<Worker>(r.model_path, o, spec, mc);
 }
@@ -54,7 +59,7 @@ void RankExecutor::release(std::span<const uint64_t>) {}
 
 double RankExecutor::take_collective_seconds() {
   if (tp_ == nullptr) return 0;
-  const double s = tp_->take_seconds() + pp_->take_seconds() + ep_->take_seconds();
+  const double s = tp_->take_seconds() + pp_->take_seconds() + ep_->take_seconds() + cp_->take_seconds();
   collective_seconds_ += s;
   return s;
 }

@@ -16,6 +16,11 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }
 }  // namespace
 
+int64_t worker_kv_blocks(int64_t max_tokens, int64_t block_size, int cp) {
+  if (cp > 1) max_tokens = (max_tokens + cp - 1) / cp + block_size;
+  return (max_tokens + block_size - 1) / block_size;
+}
+
 Worker::Worker(const std::string& model_path, const WorkerOptions& options, const ShardSpec& spec,
                const ModelComms& comms)
     : comms_(comms), acceptance_(options.acceptance) {
@@ -33,7 +38,7 @@ Worker::Worker(const std::string& model_path, const WorkerOptions& options, cons
   shape.n_kv_heads = model_->plan.n_kv_heads;
   shape.head_dim = c.head_dim;
   const int64_t max_tokens = options.max_kv_tokens > 0 ? options.max_kv_tokens : c.max_seq_len;
-  shape.n_blocks = options.kv_blocks > 0 ? options.kv_blocks : (max_tokens + shape.block_size - 1) / shape.block_size;
+  shape.n_blocks = options.kv_blocks > 0 ? options.kv_blocks : worker_kv_blocks(max_tokens, shape.block_size, cp_size());
   // A fixed-state model keeps its per-sequence state in slots (docs/RECURRENT_GEMMA.md):
   // no KV layers. Blocks stay the coordinator's position accounting (same arithmetic as
   // the coordinator's, so block ids agree); they cost no memory here.
@@ -74,6 +79,7 @@ StepResult Worker::run_step(const StepPlan& plan) {
                       ": KV block id ", b, " outside the pool of ", cache_->shape().n_blocks);
     batch.push_back({s.tokens, s.pos0, s.block_table, s.n_outputs});
     batch.back().state_slot = s.state_slot;
+    batch.back().cp_kv_lens = s.cp_kv_lens;
     n_out += s.n_outputs;
   }
   const int64_t cols = model_->model->logits_cols();

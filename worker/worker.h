@@ -31,6 +31,12 @@ struct WorkerOptions {
   int64_t state_slots = kDefaultStateSlots;  // fixed-state families (RecurrentGemma): sequences in flight
 };
 
+// Blocks of a worker's KV pool for sequences of up to max_tokens positions: under
+// context parallelism (cp > 1) a rank holds about 1/C of them (model/cp_layout.h) plus
+// one block of slack for a ragged last chunk. The coordinator sizes its allocator with
+// the same function.
+int64_t worker_kv_blocks(int64_t max_tokens, int64_t block_size, int cp = 1);
+
 class Worker {
  public:
   // Loads this rank's shard of the checkpoint at model_path (throws tessera::Error
@@ -46,6 +52,8 @@ class Worker {
   uint64_t weight_bytes() const { return model_->weight_bytes; }
   uint64_t streamed_bytes() const { return model_->streamed_bytes; }
   const DecoderModel& model() const { return *model_->model; }  // e.g. MoE load statistics
+  // Ranks of the context-parallel ring this worker is part of (1 without CP).
+  int cp_size() const { return comms_.cp != nullptr ? comms_.cp->size() : 1; }
 
   StepResult run_step(const StepPlan& plan);
   // Fixed-state families: copy sequence state slot src into dst (save / restore).
