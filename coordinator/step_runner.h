@@ -41,7 +41,7 @@ class StepRunner {
   // How many submitted steps keep every rank busy: the pipeline's stage count.
   virtual int pipeline_depth() const { return 1; }
   // Every rank's cumulative step time; call from the thread that runs steps.
-  virtual std::vector<RankStepTime> rank_step_times() const = 0;
+  virtual std::vector<RankStepTime> rank_step_times() const { return {}; }
   // Fixed-state models: the per-sequence state slots every worker holds (0 otherwise).
   virtual int64_t state_slots() const { return config().fixed_state ? kDefaultStateSlots : 0; }
   // MoE models: (token, expert) pairs routed so far, [layer][expert] over the whole
