@@ -18,7 +18,9 @@
 #   tools/gpu_check.sh --build-only    # step 1 only (checks the build on a machine without a GPU)
 #   tools/gpu_check.sh --quick         # small benchmark sizes (a smoke run)
 # Environment: CUDA_ARCH (default: the GPU's compute capability, else "80;90"),
-#   BUILD_DIR (default /tmp/tessera-gpu-check), JOBS (default nproc), GTEST_SOURCE_DIR.
+#   BUILD_DIR (default /tmp/tessera-gpu-check), JOBS (default nproc), GTEST_SOURCE_DIR,
+#   GTEST_FILTER (run only matching tests, e.g. 'CudaAttention*'), SKIP_BENCH=1,
+#   BENCH_ARGS (extra gpu_bench flags, e.g. '--prompt 1024').
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${OUT:-$root/build-gpu-check/out}
@@ -69,7 +71,7 @@ status=0
 for t in cuda_ops_test cuda_model_test; do
   bin=$build/tests/cuda/$t
   log=$out/$t.log
-  timeout 300 "$bin" --gtest_color=no >"$log" 2>&1
+  timeout 300 "$bin" --gtest_color=no ${GTEST_FILTER:+--gtest_filter="$GTEST_FILTER"} >"$log" 2>&1
   rc=$?
   # Per-test result lines end in "(N ms)"; gtest's closing lists repeat the names without.
   passed=$(grep -cE '^\[       OK \] .* \([0-9]+ ms\)$' "$log")
@@ -77,6 +79,7 @@ for t in cuda_ops_test cuda_model_test; do
   skipped=$(grep -cE '^\[  SKIPPED \] .* \([0-9]+ ms\)$' "$log")
   verdict=ok
   if [[ $rc -ne 0 || $failed -ne 0 || $skipped -ne 0 ]]; then verdict=FAIL; status=1; fi
+  if [[ $passed -eq 0 && -z ${GTEST_FILTER:-} ]]; then verdict=FAIL; status=1; fi  # nothing ran
   say "== $t: $verdict ($passed passed, $failed failed, $skipped skipped, rc $rc) at $(step_time)"
   grep -m1 -A1 ': Skipped$' "$log" | sed 's/^/   /' | tee -a "$summary"   # the skip reason, once
   grep -E '^\[  FAILED  \] .* \([0-9]+ ms\)$|Failure$|error:' "$log" | head -20 | sed 's/^/   /' | tee -a "$summary"
@@ -91,10 +94,14 @@ for t in cuda_ops_test cuda_model_test; do
   fi
 done
 
-say "== gpu_bench ${bench_args[*]:-}"
-timeout 240 "$build/bench/cuda/gpu_bench" "${bench_args[@]}" >"$out/bench.txt" 2>&1
-rc=$?
-tee -a "$summary" <"$out/bench.txt"
-[[ $rc -ne 0 ]] && { say "FAIL: gpu_bench rc $rc"; status=1; }
+if [[ ${SKIP_BENCH:-0} != 1 ]]; then
+  read -r -a extra <<<"${BENCH_ARGS:-}"
+  bench_args+=("${extra[@]}")
+  say "== gpu_bench ${bench_args[*]:-}"
+  timeout 240 "$build/bench/cuda/gpu_bench" "${bench_args[@]}" >"$out/bench.txt" 2>&1
+  rc=$?
+  tee -a "$summary" <"$out/bench.txt"
+  [[ $rc -ne 0 ]] && { say "FAIL: gpu_bench rc $rc"; status=1; }
+fi
 say "== done in $(step_time): $([[ $status -eq 0 ]] && echo PASS || echo FAIL)"
 exit $status

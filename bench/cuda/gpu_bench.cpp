@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -175,6 +176,22 @@ int run(const Options& o) {
   const double attn_ms = time_ms(stream.get(), 2, 10, [&] { kc::attention(a, pool, dev.sm_count, stream.get()); });
   const double attn_tf = 4.0 * double(c.q_dim()) * (double(o.prompt) * (o.prompt + 1) / 2) / (attn_ms * 1e-3) / 1e12;
 
+  // The four products of one layer of that prefill, alone (cuBLAS on bf16-rounded x).
+  const CudaLlamaLayerWeights& l0 = model.weights().layers[0];
+  kc::Gemm gemm(stream.get(), pool);
+  const int64_t widest = std::max<int64_t>(c.ffn_dim, c.q_dim());
+  kc::DeviceBuffer gx(static_cast<size_t>(o.prompt * widest) * 4), gy(static_cast<size_t>(o.prompt * 2 * c.ffn_dim) * 4);
+  kc::fill_uniform(gx.get(), DType::kF32, o.prompt * widest, -1, 1, 10, stream.get());
+  const double gemm_layer_ms = time_ms(stream.get(), 2, 10, [&] {
+    gemm.matmul(l0.wqkv, gx.as<float>(), o.prompt, gy.as<float>());
+    gemm.matmul(l0.wo, gx.as<float>(), o.prompt, gy.as<float>());
+    gemm.matmul(l0.w_gate_up, gx.as<float>(), o.prompt, gy.as<float>());
+    gemm.matmul(l0.w_down, gx.as<float>(), o.prompt, gy.as<float>());
+  });
+  const double layer_params = double(c.dim) * (c.q_dim() + 2 * c.kv_dim()) + double(c.q_dim()) * c.dim +
+                              3.0 * double(c.dim) * c.ffn_dim;
+  const double gemm_layer_tf = 2.0 * layer_params * o.prompt / (gemm_layer_ms * 1e-3) / 1e12;
+
   // Decode at batch 1 after the prompt: each step = one forward_greedy (enqueue, argmax,
   // copy the id back, synchronise), as a serving loop runs it.
   std::vector<float> logits_whole(static_cast<size_t>(c.vocab_size)), logits_step(logits_whole.size());
@@ -231,6 +248,9 @@ int run(const Options& o) {
               graph_ms, static_cast<long long>(replays), graph_gbs, copy_gbs, 100 * graph_gbs / copy_gbs);
   std::printf("| prefill %lld tokens (%.1f ms) | %.0f TFLOP/s | %.0f TFLOP/s | %.0f%% |\n",
               static_cast<long long>(o.prompt), prefill_ms, prefill_tf, gemm_tf, 100 * prefill_tf / gemm_tf);
+  std::printf("| prefill products alone, one layer (%.3f ms; x%lld layers = %.1f ms) | %.0f TFLOP/s | %.0f TFLOP/s | %.0f%% |\n",
+              gemm_layer_ms, static_cast<long long>(c.n_layers), gemm_layer_ms * c.n_layers, gemm_layer_tf, gemm_tf,
+              100 * gemm_layer_tf / gemm_tf);
   std::printf("| prefill attention alone, one layer (%.3f ms; x%lld layers = %.1f ms) | %.1f TFLOP/s | | |\n", attn_ms,
               static_cast<long long>(c.n_layers), attn_ms * c.n_layers, attn_tf);
   std::printf("\nweights streamed per token: %.2f GB; decode-vs-prefill last-row logits: max |diff| %.3g (max |logit| %.3g)%s\n",
@@ -238,10 +258,10 @@ int run(const Options& o) {
   std::printf("{\"device\":\"%s\",\"copy_gbs\":%.1f,\"gemm_bf16_tflops\":%.1f,\"decode_ms\":%.4f,\"decode_gbs\":%.1f,"
               "\"decode_ratio\":%.3f,\"prefill_tokens\":%lld,\"prefill_ms\":%.3f,\"prefill_tflops\":%.1f,"
               "\"prefill_ratio\":%.3f,\"attn_layer_ms\":%.4f,\"consistency_max_diff\":%.4g,"
-              "\"decode_graph_ms\":%.4f,\"decode_graph_gbs\":%.1f}\n",
+              "\"decode_graph_ms\":%.4f,\"decode_graph_gbs\":%.1f,\"gemm_layer_ms\":%.4f}\n",
               dev.name.c_str(), copy_gbs, gemm_tf, decode_ms, decode_gbs, decode_gbs / copy_gbs,
               static_cast<long long>(o.prompt), prefill_ms, prefill_tf, prefill_tf / gemm_tf, attn_ms, max_diff,
-              graph_ms, graph_gbs);
+              graph_ms, graph_gbs, gemm_layer_ms);
   // bf16 rounding of the activations differs between the paths only in summation
   // order: a logit difference above 5% of the largest logit means a real bug.
   if (!finite || max_diff > 0.05 * max_abs + 1e-3) {

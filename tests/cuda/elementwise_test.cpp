@@ -280,5 +280,38 @@ TEST(CudaSampling, ArgmaxTakesTheFirstOfEqualMaxima) {
   EXPECT_EQ(got, (std::vector<int32_t>{77777, 12, static_cast<int32_t>(n - 1), 6}));
 }
 
+TEST(CudaSampling, TopKEqualsPartialSort) {
+  TESSERA_SKIP_WITHOUT_CUDA();
+  Stream s;
+  std::mt19937 rng(16);
+  const int64_t n = 32000, rows = 3, k = 50;
+  auto x = random_vec(rng, rows * n, -8, 8);
+  for (int64_t i = 0; i < 10; ++i) x[1 * n + 100 + i] = 9.5f;  // ties: taken in index order
+  x[2 * n + 7] = std::nanf("");                                // NaN never taken
+  DeviceBuffer dx = to_device(x), dv(rows * k * 4), di(rows * k * 4);
+  topk_rows(dx.as<float>(), rows, n, k, dv.as<float>(), di.as<int32_t>(), s.get());
+  s.synchronize();
+  const auto vals = from_device<float>(dv, rows * k);
+  const auto idx = from_device<int32_t>(di, rows * k);
+  for (int64_t r = 0; r < rows; ++r) {
+    std::vector<int32_t> order;
+    for (int64_t i = 0; i < n; ++i)
+      if (!std::isnan(x[r * n + i])) order.push_back(static_cast<int32_t>(i));
+    std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int32_t a, int32_t b) {
+      return x[r * n + a] > x[r * n + b] || (x[r * n + a] == x[r * n + b] && a < b);
+    });
+    for (int64_t j = 0; j < k; ++j) {
+      ASSERT_EQ(idx[r * k + j], order[j]) << "row " << r << " rank " << j;
+      ASSERT_EQ(vals[r * k + j], x[r * n + order[j]]);
+    }
+  }
+  // All-NaN row: padded.
+  std::vector<float> nan_row(16, std::nanf(""));
+  DeviceBuffer dn = to_device(nan_row), dv2(4 * 4), di2(4 * 4);
+  topk_rows(dn.as<float>(), 1, 16, 4, dv2.as<float>(), di2.as<int32_t>(), s.get());
+  s.synchronize();
+  EXPECT_EQ(from_device<int32_t>(di2, 4), (std::vector<int32_t>{-1, -1, -1, -1}));
+}
+
 }  // namespace
 }  // namespace tessera::kernels::cuda::test

@@ -201,7 +201,8 @@ TEST_P(Stories260KCuda, ChunkedAndBatchedPrefillEqualOneStep) {
   double err = 0;
   for (size_t i = 0; i < la.size(); ++i) err = std::max(err, std::fabs(double(ga[i]) - la[i]));
   for (size_t i = 0; i < lb.size(); ++i) err = std::max(err, std::fabs(double(gb[i]) - lb[i]));
-  EXPECT_LT(err, 1e-5);
+  // cuBLAS may pick other kernels (tiles, split-K) for other row counts: f32 order only.
+  EXPECT_LT(err, 1e-4);
 }
 
 // Requantised copy of a matrix (rows contiguous), kept alive by `store`.
