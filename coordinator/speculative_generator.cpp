@@ -160,6 +160,10 @@ SpeculativeGenerator::SpeculativeGenerator(StepRunner& target, Draft& draft, Spe
   TESSERA_REQUIRE(options.k >= 1, ErrorKind::kInvalidInput, "--draft-k must be >= 1, got ", options.k);
   TESSERA_REQUIRE(options.k_min >= 1 && options.k_min <= options.k_max, ErrorKind::kInvalidInput,
                   "adaptive K bounds must satisfy 1 <= min <= max");
+  // Rolling back rejected draft tokens of a fixed-state model needs a saved state
+  // (StepPlan::state_copies), which this driver does not take yet.
+  TESSERA_REQUIRE(!target.config().fixed_state, ErrorKind::kUnsupported, "speculative decoding (--draft) is not ",
+                  "implemented for ", target.config().architecture, " (a fixed-state model) yet");
 }
 
 GenerateStats SpeculativeGenerator::generate(std::span<const int32_t> prompt, const GenerateOptions& options,
