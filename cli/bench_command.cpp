@@ -14,6 +14,7 @@
 #include "cli/commands.h"
 #include "cli/machine_limits.h"
 #include "cli/model_flags.h"
+#include "cli/moe_report.h"
 #include "common/error.h"
 #include "common/json.h"
 #include "coordinator/batch_generator.h"
@@ -78,6 +79,8 @@ int run_bench(int argc, char** argv) {
   // Room for every sequence, each rounded up to whole blocks.
   const int64_t per_seq = (n_prompt + n_gen + wo.kv_block_size - 1) / wo.kv_block_size * wo.kv_block_size;
   if (wo.max_kv_tokens == 0) wo.max_kv_tokens = n_seq * per_seq;
+  TESSERA_REQUIRE(parallel_config_from(a).cp == 1, ErrorKind::kUnsupported, "tessera bench does not run with --cp > 1 "
+                  "yet; context parallelism runs through tessera generate and score (docs/CONTEXT_PARALLEL.md)");
   if (launched_distributed(parallel_config_from(a))) {
     ClusterOptions co = cluster_options_from(a);
     co.print_layout = true;
@@ -86,12 +89,16 @@ int run_bench(int argc, char** argv) {
       // Byte accounting of the whole model: mapping it binds views, it reads no weights.
       kernels::ThreadPool pool(1);
       auto whole = load_model(a.str("model"), pool);
-      return bench_with(a, runner, whole->weight_bytes, whole->streamed_bytes, topo.world_size());
+      const int rc = bench_with(a, runner, whole->weight_bytes, whole->streamed_bytes, topo.world_size());
+      if (rc == 0 && !a.on("json")) print_moe_report(runner, nullptr);
+      return rc;
     });
   }
   Worker worker(a.str("model"), wo);
   LocalStepRunner runner(worker);
-  return bench_with(a, runner, worker.weight_bytes(), worker.streamed_bytes(), 1);
+  const int rc = bench_with(a, runner, worker.weight_bytes(), worker.streamed_bytes(), 1);
+  if (rc == 0 && !a.on("json")) print_moe_report(runner, &worker.model());
+  return rc;
 }
 
 // Throughput mode: S sequences in M micro-batches kept in flight.

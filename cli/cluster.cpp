@@ -324,7 +324,8 @@ int run_cluster(int* argc, char*** argv, const ClusterOptions& options,
     // The coordinator holds no weights: the config comes from the checkpoint header.
     const ModelConfig config = load_model_config(*checkpoint::open_checkpoint(load.model_path));
     const int64_t blocks = load.kv_blocks > 0 ? load.kv_blocks
-                                              : (config.max_seq_len + load.kv_block_size - 1) / load.kv_block_size;
+                                              : worker_kv_blocks(config.max_seq_len, load.kv_block_size,
+                                                                 options.parallel.cp);
     RpcStepRunner runner(client, topology, config, blocks, load.kv_block_size);
     const int code = coordinator_main(runner, topology);
     client.shutdown();

@@ -37,7 +37,7 @@ int64_t batch_kv_blocks(const Args& a);                                      // 
 int run_generate(int argc, char** argv) {
   Args a("generate", "Generates text from a checkpoint, streaming tokens to stdout as they are produced. The prompt "
                      "is echoed first (llama2.c and llama.cpp do the same). Runs in one process, or split over "
-                     "the ranks of `mpirun -n N tessera generate --tp T --pp P ...` (N = T x P).");
+                     "the ranks of `mpirun -n N tessera generate --tp T --pp P --cp C ...` (N = T x P x C).");
   declare_model_flags(a);
   a.flag("prompt", "TEXT", "prompt text; empty means start from BOS alone", "");
   a.flag("prompt-file", "PATH", "read the prompt from a file instead of --prompt");
@@ -65,6 +65,7 @@ int run_generate(int argc, char** argv) {
          "skipped, so a rerun (a requeued job) resumes");
   a.flag("batch-size", "N", "batch job: sequences generated at once", "16");
   a.flag("micro-batches", "M", "batch job: micro-batches in flight (pipeline overlap); default: --pp");
+  a.flag("no-progress", "", "no prefill progress line on stderr (shown for prompts of 32768 tokens or more)");
   if (!a.parse(argc, argv, 2)) {
     std::cout << a.help();
     return 0;
@@ -78,6 +79,8 @@ int run_generate(int argc, char** argv) {
 
   auto body = [&](StepRunner& runner, const checkpoint::Checkpoint& ck) -> int {
     auto tokenizer = load_model_tokenizer(a.str("model"), ck, a.str("tokenizer"));
+    TESSERA_REQUIRE(!(a.has("prompts") && runner.cp_size() > 1), ErrorKind::kUnsupported,
+                    "--prompts (batch job) does not run with --cp > 1 yet: use --prompt/--prompt-file");
     if (a.has("prompts")) return run_batch_job(a, runner, *tokenizer);
     return generate_text(a, prompt_text, runner, *tokenizer);
   };
@@ -133,6 +136,19 @@ int generate_text(const Args& a, const std::string& prompt_text, StepRunner& run
       if (tokenizer->is_eos(id)) opt.stop_tokens.push_back(id);
   }
 
+  // Long prompts (context parallelism, docs/CONTEXT_PARALLEL.md): one line on stderr,
+  // rewritten after every chunk, so a prefill of a million tokens shows where it is.
+  const auto prefill_start = std::chrono::steady_clock::now();
+  if (prompt.size() >= 32768 && !a.on("no-progress")) {
+    opt.on_prefill_progress = [prefill_start](int64_t done, int64_t total) {
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - prefill_start).count();
+      std::fprintf(stderr, "\rtessera: prefill %lld / %lld tokens (%.1f%%), %.1f s, %.0f tok/s%s",
+                   static_cast<long long>(done), static_cast<long long>(total), 100.0 * done / total, s,
+                   s > 0 ? done / s : 0.0, done == total ? "\n" : "");
+      std::fflush(stderr);
+    };
+  }
+
   StreamDecoder out(*tokenizer);
   if (!a.on("no-echo")) {
     std::string text;
@@ -154,6 +170,8 @@ int generate_text(const Args& a, const std::string& prompt_text, StepRunner& run
   std::unique_ptr<SpeculativeGenerator> speculative;
   std::unique_ptr<Draft> draft;
   if (a.has("draft")) {
+    TESSERA_REQUIRE(runner.cp_size() == 1, ErrorKind::kUnsupported,
+                    "--draft (speculative decoding) does not run with --cp > 1 yet");
     draft = make_draft(a.str("draft"), a.str("model"), worker_options_from(a), runner.config().vocab_size);
     SpeculativeOptions so;
     so.k = static_cast<int32_t>(a.int64("draft-k"));

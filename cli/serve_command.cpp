@@ -143,7 +143,24 @@ int serve(const Args& a, StepRunner& runner, const Tokenizer& tok, const checkpo
   sc.max_context = runner.config().max_seq_len;
   if (a.int64("ctx") > 0) sc.max_context = std::min(sc.max_context, a.int64("ctx"));
   sc.prefix_caching = !a.on("no-prefix-cache");
-  ServingLoop loop(runner, sc);
+  const double max_step_ms = a.real("max-step-ms");
+  TESSERA_REQUIRE(max_step_ms >= 0, ErrorKind::kInvalidInput, "--max-step-ms must be >= 0, got ", max_step_ms);
+  sc.max_step_seconds = max_step_ms / 1000;
+  sc.cp = runner.cp_size();  // CP: shards, no prefix cache (coordinator/scheduler.h)
+  std::unique_ptr<DraftProposer> drafts;
+  if (a.has("draft")) {
+    TESSERA_REQUIRE(!runner.config().fixed_state, ErrorKind::kInvalidInput,
+                    "--draft: speculative decoding of a fixed-state model (RecurrentGemma) needs its recurrent state "
+                    "restored after rejections, which is not implemented yet");
+    TESSERA_REQUIRE(runner.cp_size() == 1, ErrorKind::kInvalidInput,
+                    "--draft with --cp: rolling back a context-parallel sequence's sharded KV after a rejection "
+                    "is not implemented yet");
+    sc.speculative_k = static_cast<int32_t>(a.int64("draft-k"));
+    TESSERA_REQUIRE(sc.speculative_k >= 1 && sc.speculative_k <= 16, ErrorKind::kInvalidInput,
+                    "--draft-k must be in 1..16, got ", sc.speculative_k);
+    drafts = make_draft_proposer(a.str("draft"), a.str("model"), worker_options_from(a), runner.config().vocab_size);
+  }
+  ServingLoop loop(runner, sc, drafts.get());
 
   server::HttpServerOptions ho;
   const std::string http = a.str("http");
@@ -222,6 +239,13 @@ int run_serve(int argc, char** argv) {
          "when none matches), plain, chatml, llama2, llama3 or zephyr", "auto");
   a.flag("max-batch-tokens", "N", "tokens per step: decodes plus prefill chunks (chunked prefill)", "256");
   a.flag("max-running", "N", "sequences batched together at most", "64");
+  a.flag("max-step-ms", "MS", "bound each step's predicted time (so every running request's inter-token latency): "
+         "prefill chunks shrink and admission waits to keep steps under it, from a step-time model learnt online; "
+         "0: bound tokens only (--max-batch-tokens)", "0");
+  a.flag("draft", "PATH|int8|ngram", "speculative decoding (docs/SPECULATIVE.md) for every request that does "
+         "not ask for top logprobs: a draft checkpoint with the target's vocabulary, an int8 copy of the target, or "
+         "prompt lookup; model drafts run in rank 0's process");
+  a.flag("draft-k", "K", "draft tokens verified per target pass (with --draft)", "4");
   a.flag("max-queue", "N", "requests waiting at most; beyond it the server answers 429", "256");
   a.flag("kv-tokens", "N", "KV cache positions shared by all sequences (a multiple of --kv-block-size)", "16384");
   a.flag("max-body-bytes", "N", "largest request body", "1048576");
@@ -237,7 +261,8 @@ int run_serve(int argc, char** argv) {
     return serve(a, runner, *tokenizer, ck);
   };
   WorkerOptions wo = worker_options_from(a);
-  wo.kv_blocks = (a.int64("kv-tokens") + wo.kv_block_size - 1) / wo.kv_block_size;
+  // --kv-tokens counts positions of all sequences; under CP a rank holds about 1/C of them.
+  wo.kv_blocks = worker_kv_blocks(a.int64("kv-tokens"), wo.kv_block_size, parallel_config_from(a).cp);
   if (launched_distributed(parallel_config_from(a))) {
     ClusterOptions co = cluster_options_from(a);
     co.load.kv_blocks = static_cast<int32_t>(wo.kv_blocks);

@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "common/error.h"
+#include "coordinator/cp_steps.h"
 
 namespace tessera {
 
@@ -20,9 +21,12 @@ double GenerateStats::decode_tokens_per_second() const {
 }
 
 int32_t prefill_sequence(StepRunner& runner, KvBlockAllocator& allocator, SequenceStep& seq,
-                         std::span<const int32_t> prompt, int64_t chunk, bool want_output, double* forward_seconds) {
+                         std::span<const int32_t> prompt, int64_t chunk, bool want_output, double* forward_seconds,
+                         const std::function<void(int64_t, int64_t)>& progress) {
   const int64_t prompt_len = static_cast<int64_t>(prompt.size());
   const int64_t block_size = runner.kv_block_size();
+  const int cp = runner.cp_size();
+  chunk = cp_prefill_chunk(chunk, cp);
   StepPlan plan;
   plan.sequences.resize(1);
   int32_t next = -1;
@@ -31,10 +35,12 @@ int32_t prefill_sequence(StepRunner& runner, KvBlockAllocator& allocator, Sequen
     seq.tokens.assign(prompt.begin() + p, prompt.begin() + p + n);
     seq.pos0 = p;
     seq.n_outputs = (p + n == prompt_len && want_output) ? 1 : 0;
-    TESSERA_REQUIRE(allocator.ensure(seq.block_table, p + n, block_size), ErrorKind::kResource, "KV cache full: ",
+    TESSERA_REQUIRE(step_kv_ensure(allocator, seq, cp, block_size), ErrorKind::kResource, "KV cache full: ",
                     p + n, " positions need more than ", allocator.free_blocks(), " free blocks");
     plan.sequences[0] = seq;
     StepResult r = runner.run_step(plan);
+    step_kv_advance(seq, cp);
+    if (progress) progress(p + n, prompt_len);
     *forward_seconds += r.forward_seconds;
     seq.rng_state = r.outputs.at(0).rng_state;
     if (seq.n_outputs == 1) next = r.outputs[0].samples.at(0).token;
@@ -55,7 +61,8 @@ GenerateStats Generator::generate(std::span<const int32_t> prompt, const Generat
   TESSERA_REQUIRE(options.max_new_tokens >= 0, ErrorKind::kInvalidInput, "max new tokens must be >= 0");
   TESSERA_REQUIRE(options.prefill_chunk >= 1, ErrorKind::kInvalidInput, "prefill chunk must be >= 1");
   const int64_t block_size = runner_.kv_block_size();
-  const int64_t context = std::min(runner_.config().max_seq_len, allocator_.capacity() * block_size);
+  // Under CP every rank's pool holds about 1/C of the sequence (coordinator/cp_steps.h).
+  const int64_t context = std::min(runner_.config().max_seq_len, allocator_.capacity() * block_size * runner_.cp_size());
   const int64_t prompt_len = static_cast<int64_t>(prompt.size());
   TESSERA_REQUIRE(prompt_len <= context, ErrorKind::kInvalidInput, "the prompt has ", prompt_len,
                   " tokens, more than the context of ", context);
@@ -76,7 +83,7 @@ GenerateStats Generator::generate(std::span<const int32_t> prompt, const Generat
   const auto t_start = Clock::now();
   auto t_first = t_start;
   int32_t next = prefill_sequence(runner_, allocator_, seq, prompt, options.prefill_chunk, max_new > 0,
-                                  &stats.forward_seconds);
+                                  &stats.forward_seconds, options.on_prefill_progress);
   t_first = Clock::now();
   stats.prefill_seconds = seconds(t_start, t_first);
 
@@ -91,10 +98,11 @@ GenerateStats Generator::generate(std::span<const int32_t> prompt, const Generat
     seq.tokens.assign(1, next);
     seq.pos0 = pos;
     seq.n_outputs = 1;
-    TESSERA_REQUIRE(allocator_.ensure(seq.block_table, pos + 1, block_size), ErrorKind::kResource,
+    TESSERA_REQUIRE(step_kv_ensure(allocator_, seq, runner_.cp_size(), block_size), ErrorKind::kResource,
                     "KV cache full at position ", pos);
     plan.sequences[0] = seq;
     StepResult r = runner_.run_step(plan);
+    step_kv_advance(seq, runner_.cp_size());
     stats.forward_seconds += r.forward_seconds;
     seq.rng_state = r.outputs[0].rng_state;
     next = r.outputs[0].samples[0].token;
@@ -113,7 +121,7 @@ std::vector<float> Generator::score(std::span<const int32_t> tokens) {
   seq.n_outputs = static_cast<int32_t>(n);
   seq.return_logits = true;
   if (runner_.config().fixed_state) seq.state_slot = 0;
-  TESSERA_REQUIRE(allocator_.ensure(seq.block_table, n, runner_.kv_block_size()), ErrorKind::kResource,
+  TESSERA_REQUIRE(step_kv_ensure(allocator_, seq, runner_.cp_size(), runner_.kv_block_size()), ErrorKind::kResource,
                   "KV cache too small to score ", n, " tokens");
   StepPlan plan;
   plan.sequences.push_back(seq);

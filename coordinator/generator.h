@@ -21,6 +21,8 @@ struct GenerateOptions {
   uint64_t seed = 0;            // initial xorshift state (0 is remapped: xorshift needs != 0)
   int64_t prefill_chunk = 512;  // prompt tokens per prefill step (bounds activation memory)
   std::vector<int32_t> stop_tokens;  // generation ends when one of these is sampled (not emitted)
+  // Called after every prefill chunk with (prompt tokens done, prompt tokens); unset: quiet.
+  std::function<void(int64_t, int64_t)> on_prefill_progress;
 };
 
 struct GenerateStats {
@@ -39,8 +41,12 @@ struct GenerateStats {
 // its block table from `allocator`; only the last chunk asks for an output when
 // `want_output`. Returns the token sampled after the prompt (-1 without output) and
 // leaves seq.rng_state advanced. Adds the workers' forward time to *forward_seconds.
+// Under context parallelism (runner.cp_size() > 1) the chunk is rounded to a multiple
+// of 2C and seq.cp_kv_lens tracks every CP rank's shard (coordinator/cp_steps.h).
+// `progress`, when set, is called after every chunk with (tokens done, prompt tokens).
 int32_t prefill_sequence(StepRunner& runner, KvBlockAllocator& allocator, SequenceStep& seq,
-                         std::span<const int32_t> prompt, int64_t chunk, bool want_output, double* forward_seconds);
+                         std::span<const int32_t> prompt, int64_t chunk, bool want_output, double* forward_seconds,
+                         const std::function<void(int64_t, int64_t)>& progress = {});
 
 class Generator {
  public:

@@ -37,6 +37,17 @@ StepResult RpcStepRunner::collect(std::vector<rpc::WorkerStep> steps, size_t n_s
   double compute = 0, collectives = 0;
   for (rpc::WorkerStep& s : steps) {
     compute = std::max(compute, s.timings.compute_seconds);
+    if (s.rank >= 0) {
+      if (static_cast<size_t>(s.rank) >= ranks_.size()) {
+        const size_t old = ranks_.size();
+        ranks_.resize(static_cast<size_t>(s.rank) + 1);
+        for (size_t r = old; r < ranks_.size(); ++r) ranks_[r].rank = static_cast<int>(r);
+      }
+      RankStepTime& t = ranks_[static_cast<size_t>(s.rank)];
+      t.compute_seconds += s.timings.compute_seconds;
+      t.collective_seconds += s.timings.collective_seconds;
+      ++t.steps;
+    }
     collectives = std::max(collectives, s.timings.collective_seconds);
     if (s.rank == result_rank) {
       result = std::move(s.result);
@@ -52,6 +63,19 @@ StepResult RpcStepRunner::collect(std::vector<rpc::WorkerStep> steps, size_t n_s
   split_.rpc += std::max(0.0, wall - compute);
   ++split_.steps;
   return result;
+}
+
+std::vector<std::vector<int64_t>> RpcStepRunner::moe_expert_load() {
+  std::vector<std::vector<int64_t>> out;
+  if (!config_.moe.enabled()) return out;
+  for (const rpc::WorkerStatsValue& w : client_.stats()) {
+    MoeLoad l;
+    l.layer_begin = w.moe_layer_begin;
+    l.experts = w.moe_experts;
+    l.tokens = w.moe_tokens;
+    moe_load_merge(out, l);
+  }
+  return out;
 }
 
 }  // namespace tessera

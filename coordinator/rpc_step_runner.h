@@ -28,7 +28,11 @@ class RpcStepRunner final : public StepRunner {
   const ModelConfig& config() const override { return config_; }
   int64_t kv_blocks() const override { return kv_blocks_; }
   int64_t kv_block_size() const override { return kv_block_size_; }
+  int cp_size() const override { return topology_.cp_size(); }
   const StepTimeSplit& time_split() const { return split_; }
+  std::vector<RankStepTime> rank_step_times() const override { return ranks_; }
+  int pipeline_depth() const override { return topology_.pp_size(); }
+  std::vector<std::vector<int64_t>> moe_expert_load() override;  // one stats call to every worker
 
  private:
   StepResult collect(std::vector<rpc::WorkerStep> steps, size_t n_sequences, double wall);
@@ -38,6 +42,7 @@ class RpcStepRunner final : public StepRunner {
   ModelConfig config_;
   int64_t kv_blocks_, kv_block_size_;
   StepTimeSplit split_;
+  std::vector<RankStepTime> ranks_;  // indexed by world rank
 };
 
 }  // namespace tessera

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "common/error.h"
+#include "model/cp_layout.h"
 
 namespace tessera {
 
@@ -50,11 +51,15 @@ PromptLogprob prompt_logprob(std::span<const float> row, int32_t token, int32_t 
 
 Scheduler::Scheduler(const SchedulerConfig& config, int64_t kv_blocks, int64_t kv_block_size)
     : config_(config), cache_(kv_blocks, kv_block_size) {
+  TESSERA_REQUIRE(config_.cp >= 1, ErrorKind::kInvalidInput, "scheduler: cp must be >= 1, got ", config_.cp);
+  if (config_.cp > 1) config_.prefix_caching = false;
   TESSERA_REQUIRE(config_.max_batch_tokens >= 1, ErrorKind::kInvalidInput, "max batch tokens must be >= 1");
   TESSERA_REQUIRE(config_.max_running >= 1, ErrorKind::kInvalidInput, "max running sequences must be >= 1");
   TESSERA_REQUIRE(config_.max_waiting >= 0, ErrorKind::kInvalidInput, "max queue must be >= 0");
-  if (config_.max_context <= 0 || config_.max_context > kv_blocks * kv_block_size)
-    config_.max_context = kv_blocks * kv_block_size;
+  // Under CP each rank's pool holds about 1/C of a sequence (one block of slack).
+  const int64_t pool_positions = config_.cp > 1 ? (kv_blocks - 1) * kv_block_size * config_.cp
+                                                : kv_blocks * kv_block_size;
+  if (config_.max_context <= 0 || config_.max_context > pool_positions) config_.max_context = pool_positions;
   if (config_.state_slots > 0) {
     config_.max_running = std::min(config_.max_running, config_.state_slots);
     config_.prefix_caching = false;
@@ -71,6 +76,7 @@ bool Scheduler::add(SequenceRequest request) {
   auto s = std::make_unique<Sequence>();
   s->tokens = request.prompt;
   s->rng_state = request.rng_state != 0 ? request.rng_state : 0x9E3779B97F4A7C15ull;
+  s->draft_rng = (s->rng_state ^ 0xD1B54A32D192ED03ull) | 1;
   s->req = std::move(request);
   waiting_.push_back(std::move(s));
   return true;
@@ -92,6 +98,7 @@ void Scheduler::preempt(Sequence& s) {
   s.hashes.clear();
   s.computed = 0;
   if (s.state_slot >= 0) free_state_slots_.push_back(std::exchange(s.state_slot, -1));
+  s.cp_kv_lens.clear();
   waiting_.push_front(std::move(*it));
   running_.erase(it);
   ++preemptions_;
@@ -114,8 +121,27 @@ bool Scheduler::reserve(Sequence& s, int64_t end, std::vector<SeqPtr>&) {
   return true;
 }
 
+int64_t Scheduler::slots_after(const Sequence& s, int64_t n) const {
+  if (config_.cp == 1) return s.computed + n;
+  std::vector<int64_t> lens = s.cp_kv_lens;
+  if (lens.empty()) lens.assign(static_cast<size_t>(config_.cp), 0);
+  return cp_slots_after(cp_place(n, config_.cp, lens), lens);
+}
+
+int64_t Scheduler::tokens_that_fit(const Sequence& s, int64_t slots) const {
+  if (config_.cp == 1) return slots - s.computed;
+  // A zigzag chunk of n tokens adds at most ceil(n / C) + 1 entries to a rank: start
+  // from that estimate and step down to the exact largest n.
+  const int64_t longest = s.cp_kv_lens.empty() ? 0 : *std::max_element(s.cp_kv_lens.begin(), s.cp_kv_lens.end());
+  int64_t n = std::max<int64_t>(0, (slots - longest) * config_.cp);
+  while (n > 0 && slots_after(s, n) > slots) --n;
+  return n;
+}
+
 void Scheduler::add_slice(Sequence& s, int64_t n, StepPlan& plan) {
   SequenceStep st;
+  if (config_.cp > 1 && s.cp_kv_lens.empty()) s.cp_kv_lens.assign(static_cast<size_t>(config_.cp), 0);
+  st.cp_kv_lens = s.cp_kv_lens;
   st.seq_id = s.req.id;
   st.tokens.assign(s.tokens.begin() + s.computed, s.tokens.begin() + s.computed + n);
   st.pos0 = s.computed;
@@ -147,7 +173,7 @@ void Scheduler::publish_blocks(Sequence& s) {
   }
 }
 
-Scheduler::Iteration Scheduler::schedule() {
+Scheduler::Iteration Scheduler::schedule(const StepCostModel* cost, DraftProposer* drafts) {
   Iteration it;
   it.plan.step_id = next_step_++;
   const int64_t preempted_before = preemptions_;
@@ -157,7 +183,7 @@ Scheduler::Iteration Scheduler::schedule() {
     auto mark = [&](Sequence& s) {
       if (s.finish == FinishReason::kNone) {
         s.finish = reason;
-        it.finished.push_back({s.req.id, {}, std::nullopt, reason});
+        it.finished.push_back(finish_event(s.req.id, reason));
       }
     };
     for (auto& s : running_)
@@ -169,16 +195,18 @@ Scheduler::Iteration Scheduler::schedule() {
   for (auto& s : waiting_)
     if (s->finish == FinishReason::kNone && s->req.max_tokens <= 0 && !s->req.prompt_logprobs) {
       s->finish = FinishReason::kLength;
-      it.finished.push_back({s->req.id, {}, std::nullopt, FinishReason::kLength});
+      it.finished.push_back(finish_event(s->req.id, FinishReason::kLength));
     }
   for (auto i = running_.begin(); i != running_.end();) {
-    if ((*i)->finish != FinishReason::kNone) {
+    // A finished sequence leaves once no step in flight holds it (several plans can be
+    // in flight under pipeline parallelism; a sequence is in at most one of them).
+    if ((*i)->finish != FinishReason::kNone && !(*i)->scheduled) {
       cache_.release((*i)->table);
+      if (drafts != nullptr) drafts->release((*i)->req.id);
       if ((*i)->state_slot >= 0) free_state_slots_.push_back(std::exchange((*i)->state_slot, -1));
       it.plan.release.push_back((*i)->req.id);
       i = running_.erase(i);
     } else {
-      (*i)->scheduled = false;
       ++i;
     }
   }
@@ -192,45 +220,130 @@ Scheduler::Iteration Scheduler::schedule() {
     return std::any_of(running_.begin(), running_.end(), [&](const SeqPtr& p) { return p.get() == s; });
   };
 
-  // 2. Decodes: one token each.
-  for (Sequence* s : order) {
+  // The time bound: what the plan so far is predicted to cost, and the largest slice
+  // of up to n_max tokens after pos0 that still fits (binary search: cost grows with n).
+  const bool timed = cost != nullptr && config_.max_step_seconds > 0 && cost->ready();
+  StepShape planned;
+  auto plan_slice = [&](Sequence& s, int64_t n) {
+    planned.tokens += n;
+    planned.attended += attended_pairs(s.computed, n);
+    add_slice(s, n, it.plan);
+  };
+  auto time_fit = [&](int64_t pos0, int64_t n_max) -> int64_t {
+    if (!timed) return n_max;
+    auto fits = [&](int64_t n) {
+      return cost->predict({planned.tokens + n, planned.attended + attended_pairs(pos0, n)}) <= config_.max_step_seconds;
+    };
+    int64_t lo = 0, hi = n_max;  // fits(lo) assumed (adding nothing)
+    while (lo < hi) {
+      const int64_t mid = lo + (hi - lo + 1) / 2;
+      if (fits(mid)) lo = mid; else hi = mid - 1;
+    }
+    // An empty plan always makes progress: at least a block's worth of tokens.
+    if (lo == 0 && it.plan.sequences.empty()) lo = std::min(n_max, bs);
+    return lo;
+  };
+
+  // 2. Decodes: one token each, or the pending token plus a draft's proposals to verify.
+  std::vector<Sequence*> decoders;
+  for (Sequence* s : order)
+    if (!s->scheduled && s->finish == FinishReason::kNone && static_cast<int64_t>(s->tokens.size()) - s->computed == 1)
+      decoders.push_back(s);
+  const int64_t depth = std::max<int64_t>(1, config_.pipeline_depth);
+  const auto decode_cap = static_cast<size_t>((static_cast<int64_t>(running_.size()) + depth - 1) / depth);
+  if (decoders.size() > decode_cap) decoders.resize(decode_cap);
+  std::vector<DraftRequest> proposals;
+  // Fixed-state models would need their recurrent state restored after a rejection
+  // (not done yet): they decode plainly.
+  // So would CP sequences (their per-rank KV lengths after a partial acceptance).
+  if (drafts != nullptr && config_.speculative_k > 0 && config_.state_slots == 0 && config_.cp == 1) {
+    for (Sequence* s : decoders) {
+      // Verify steps report the sampled token's logprob, not the top alternatives.
+      if (s->req.sampling.n_logprobs > 0 || s->req.prompt_logprobs) continue;
+      const int64_t room = std::min(s->req.max_tokens - s->generated - 1,
+                                    config_.max_context - static_cast<int64_t>(s->tokens.size()) - 1);
+      const int32_t k = static_cast<int32_t>(std::min<int64_t>(config_.speculative_k, room));
+      if (k <= 0) continue;
+      DraftRequest r;
+      r.seq_id = s->req.id;
+      r.ctx = s->tokens;
+      r.k = k;
+      r.sampling = s->req.sampling;
+      r.rng = &s->draft_rng;
+      proposals.push_back(std::move(r));
+    }
+    if (!proposals.empty()) drafts->propose(proposals);
+  }
+  size_t next_proposal = 0;
+  for (Sequence* s : decoders) {
+    DraftRequest* d = nullptr;
+    if (next_proposal < proposals.size() && proposals[next_proposal].seq_id == s->req.id) d = &proposals[next_proposal++];
     if (budget <= 0) break;
-    if (!is_running(s) || static_cast<int64_t>(s->tokens.size()) - s->computed != 1) continue;
-    if (!reserve(*s, s->computed + 1, running_)) continue;
+    if (!is_running(s)) continue;
+    int64_t k = d != nullptr ? static_cast<int64_t>(d->tokens.size()) : 0;
+    k = std::min(k, budget - 1);
+    if (!reserve(*s, slots_after(*s, 1 + k), running_)) continue;
+    planned.tokens += 1 + k;
+    planned.attended += attended_pairs(s->computed, 1 + k);
     add_slice(*s, 1, it.plan);
-    --budget;
+    if (k > 0) {
+      SequenceStep& st = it.plan.sequences.back();
+      const size_t vocab = d->probs.empty() ? 0 : d->probs.size() / d->tokens.size();
+      st.draft_tokens.assign(d->tokens.begin(), d->tokens.begin() + k);
+      st.tokens.insert(st.tokens.end(), st.draft_tokens.begin(), st.draft_tokens.end());
+      if (vocab > 0) st.draft_probs.assign(d->probs.begin(), d->probs.begin() + static_cast<std::ptrdiff_t>(k * vocab));
+      st.n_outputs = static_cast<int32_t>(k + 1);
+    }
+    budget -= 1 + k;
   }
   // 3. Prefill chunks of running sequences.
   for (Sequence* s : order) {
     if (budget <= 0) break;
-    if (!is_running(s) || s->scheduled) continue;
+    if (!is_running(s) || s->scheduled || s->finish != FinishReason::kNone) continue;
     int64_t n = std::min<int64_t>(static_cast<int64_t>(s->tokens.size()) - s->computed, budget);
+    n = time_fit(s->computed, n);
     if (n <= 0) continue;
-    auto fit = [&] { return (static_cast<int64_t>(s->table.size()) + cache_.available()) * bs - s->computed; };
-    if (fit() <= 0 && !reserve(*s, s->computed + 1, running_)) continue;
+    auto fit = [&] {
+      return tokens_that_fit(*s, (static_cast<int64_t>(s->table.size()) + cache_.available()) * bs);
+    };
+    if (fit() <= 0 && !reserve(*s, slots_after(*s, 1), running_)) continue;
     n = std::min(n, fit());
-    CHECK(cache_.ensure(s->table, s->computed + n));
-    add_slice(*s, n, it.plan);
+    if (n <= 0) continue;
+    CHECK(cache_.ensure(s->table, slots_after(*s, n)));
+    plan_slice(*s, n);
     budget -= n;
   }
   // 4. Admission, first come first served.
   while (!waiting_.empty() && budget > 0 && static_cast<int64_t>(running_.size()) < config_.max_running) {
     Sequence& s = *waiting_.front();
     CHECK(s.table.empty());
+    if (timed && !running_.empty()) {
+      // Once its prompt is in, it decodes next to every running sequence: that step
+      // must fit too, or admitting it would break the bound for everyone.
+      StepShape decode_all;
+      for (const auto& r : running_) {
+        decode_all.tokens += 1;
+        decode_all.attended += attended_pairs(static_cast<int64_t>(r->tokens.size()), 1);
+      }
+      decode_all.tokens += 1;
+      decode_all.attended += attended_pairs(static_cast<int64_t>(s.tokens.size()), 1);
+      if (cost->predict(decode_all) > config_.max_step_seconds) break;
+    }
     if (config_.prefix_caching && !s.req.prompt_logprobs) {
       const int64_t max_blocks = (static_cast<int64_t>(s.tokens.size()) - 1) / bs;
       s.table = cache_.match(s.tokens, max_blocks, &s.hashes);
       s.computed = static_cast<int64_t>(s.table.size()) * bs;
     }
-    const int64_t fit = (static_cast<int64_t>(s.table.size()) + cache_.available()) * bs - s.computed;
-    const int64_t n = std::min({static_cast<int64_t>(s.tokens.size()) - s.computed, budget, fit});
+    const int64_t fit = tokens_that_fit(s, (static_cast<int64_t>(s.table.size()) + cache_.available()) * bs);
+    int64_t n = std::min({static_cast<int64_t>(s.tokens.size()) - s.computed, budget, fit});
+    if (n > 0) n = time_fit(s.computed, n);
     if (n <= 0) {
       cache_.release(s.table);
       s.hashes.clear();
       s.computed = 0;
       break;
     }
-    CHECK(cache_.ensure(s.table, s.computed + n));
+    CHECK(cache_.ensure(s.table, slots_after(s, n)));
     if (config_.state_slots > 0) {  // a slot is free: running_ < max_running <= state_slots
       CHECK(!free_state_slots_.empty());
       s.state_slot = free_state_slots_.back();
@@ -238,7 +351,7 @@ Scheduler::Iteration Scheduler::schedule() {
     }
     running_.push_back(std::move(waiting_.front()));
     waiting_.pop_front();
-    add_slice(s, n, it.plan);
+    plan_slice(s, n);
     budget -= n;
   }
   it.preempted = preemptions_ - preempted_before;
@@ -254,8 +367,13 @@ std::vector<SequenceEvent> Scheduler::apply(const StepPlan& plan, const StepResu
     Sequence* s = find_running(st.seq_id);
     if (s == nullptr) continue;
     s->scheduled = false;
+    if (s->finish != FinishReason::kNone) continue;  // ended (cancelled) while its step ran
     s->rng_state = out.rng_state;
     s->computed = st.pos0 + static_cast<int64_t>(st.tokens.size());
+    if (config_.cp > 1) {  // the entries each rank stored in this step (model/cp_layout.h)
+      s->cp_kv_lens = st.cp_kv_lens;
+      cp_advance(cp_place(static_cast<int64_t>(st.tokens.size()), config_.cp, s->cp_kv_lens), s->cp_kv_lens);
+    }
     SequenceEvent ev;
     ev.id = s->req.id;
     if (st.return_logits && st.n_outputs > 0 && !out.logits.empty()) {
@@ -272,24 +390,64 @@ std::vector<SequenceEvent> Scheduler::apply(const StepPlan& plan, const StepResu
         s->logprobs_done = q + 1;
       }
     }
-    publish_blocks(*s);
-    if (s->computed == static_cast<int64_t>(s->tokens.size()) && st.n_outputs > 0 && !out.samples.empty()) {
+    // One generated token: emitted unless the sequence is over (max_tokens, a stop token).
+    auto emit = [&](const SampleResult& sample) {
+      if (s->finish != FinishReason::kNone) return;
       if (s->generated >= s->req.max_tokens) {
         s->finish = FinishReason::kLength;
-      } else {
-        const SampleResult& sample = out.samples.back();
-        const auto& stops = s->req.stop_tokens;
-        if (std::find(stops.begin(), stops.end(), sample.token) != stops.end()) {
-          s->finish = FinishReason::kStop;
-        } else {
-          s->tokens.push_back(sample.token);
-          ++s->generated;
-          ev.token = sample;
-          if (s->generated >= s->req.max_tokens || static_cast<int64_t>(s->tokens.size()) >= config_.max_context)
-            s->finish = FinishReason::kLength;
-        }
+        return;
+      }
+      const auto& stops = s->req.stop_tokens;
+      if (std::find(stops.begin(), stops.end(), sample.token) != stops.end()) {
+        s->finish = FinishReason::kStop;
+        return;
+      }
+      s->tokens.push_back(sample.token);
+      ++s->generated;
+      if (s->generated >= s->req.max_tokens || static_cast<int64_t>(s->tokens.size()) >= config_.max_context)
+        s->finish = FinishReason::kLength;
+      SequenceEvent tok;
+      tok.id = s->req.id;
+      tok.token = sample;
+      tok.finish = s->finish;
+      tok.speculative = s->speculative;
+      events.push_back(std::move(tok));
+    };
+    if (out.accepted >= 0) {
+      // A verify step: the pending token and the accepted draft tokens now have K/V;
+      // the rejected positions' K/V is overwritten by the next step (rollback is this
+      // length change). samples = the accepted tokens, then the correction or bonus.
+      TESSERA_REQUIRE(out.accepted <= static_cast<int32_t>(st.draft_tokens.size()) &&
+                          out.samples.size() == static_cast<size_t>(out.accepted) + 1,
+                      ErrorKind::kInternal, "sequence ", st.seq_id, ": verify result with ", out.accepted,
+                      " accepted of ", st.draft_tokens.size(), " and ", out.samples.size(), " samples");
+      s->computed = st.pos0 + 1 + out.accepted;
+      ++s->speculative.verify_steps;
+      s->speculative.drafted += static_cast<int64_t>(st.draft_tokens.size());
+      s->speculative.accepted += out.accepted;
+      publish_blocks(*s);
+      const size_t before = events.size();
+      for (const SampleResult& sample : out.samples) emit(sample);
+      // The counts (and a stop found after the last emitted token) go on the last event.
+      if (events.size() > before && events.back().finish == s->finish) {
+        events.back().speculative = s->speculative;
+      } else if (events.size() > before || s->finish != FinishReason::kNone) {
+        ev.finish = s->finish;
+        ev.speculative = s->speculative;
+        events.push_back(std::move(ev));
+      }
+      continue;
+    }
+    publish_blocks(*s);
+    if (s->computed == static_cast<int64_t>(s->tokens.size()) && st.n_outputs > 0 && !out.samples.empty()) {
+      const size_t before = events.size();
+      emit(out.samples.back());
+      if (events.size() > before) {  // fold the token into this step's event
+        ev.token = events.back().token;
+        events.pop_back();
       }
     }
+    ev.speculative = s->speculative;
     ev.finish = s->finish;
     if (ev.token || ev.finish != FinishReason::kNone || !ev.prompt_logprobs.empty()) events.push_back(std::move(ev));
   }

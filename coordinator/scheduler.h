@@ -14,6 +14,11 @@
 // sequence not yet in this step is preempted by recompute: its blocks are released
 // (published full blocks stay cached, so recomputing is mostly a prefix hit), and it
 // goes back to the head of the queue with its generated tokens, which are re-prefilled.
+// Several plans may be in flight at once (pipeline parallelism: schedule() again before
+// the previous plan's apply()): a sequence is in at most one of them (it is skipped
+// while its slice runs, never preempted then, and released only after its apply()).
+// With a step-time bound (SchedulerConfig::max_step_seconds) and a cost model, steps
+// are also sized by predicted time, not only by tokens.
 // apply() feeds the step's result back: sampled tokens, prompt logprobs (echo), and
 // finish reasons (stop token, max_tokens, context).
 #pragma once
@@ -24,7 +29,9 @@
 #include <optional>
 #include <vector>
 
+#include "coordinator/draft_proposer.h"
 #include "coordinator/prefix_cache.h"
+#include "coordinator/step_cost_model.h"
 #include "worker/sampling.h"
 #include "worker/step.h"
 
@@ -36,11 +43,31 @@ struct SchedulerConfig {
   int64_t max_waiting = 256;       // queue bound: add() refuses beyond it
   int64_t max_context = 0;         // positions per sequence (prompt + generated)
   bool prefix_caching = true;
+  // Bound on a step's predicted wall time (StepCostModel), 0: none. Running sequences
+  // each produce one token per step, so this bounds their inter-token latency:
+  // prefill chunks shrink to what fits next to the decodes, and a request is admitted
+  // only while the decode step of every running sequence plus it still fits. Until
+  // the cost model has seen a few steps only the token budget applies.
+  double max_step_seconds = 0;
+  // Speculative decoding (docs/SPECULATIVE.md): draft tokens proposed per decoding
+  // sequence and verified in one target pass (0: off; needs a DraftProposer in
+  // schedule()). Requests that want top logprobs (n > 0) or prompt
+  // logprobs decode plainly; the sampled token's logprob comes with verify steps too.
+  int32_t speculative_k = 0;
+  // Plans kept in flight together (the pipeline's stage count): each plan then takes
+  // about running / depth of the decodes, so consecutive plans carry different
+  // sequences and every stage has work.
+  int32_t pipeline_depth = 1;
   // > 0: a fixed-state model (RecurrentGemma): every running sequence holds one of the
   // workers' state slots, taken at admission and returned at release or preemption
   // (which recomputes from position 0, resetting the slot). max_running is capped to it
   // and prefix caching is off (a cached block holds no recurrent state).
   int64_t state_slots = 0;
+  // Context parallelism (docs/CONTEXT_PARALLEL.md): ranks of the CP ring. Above 1 the
+  // pool is every rank's and a block table covers a sequence's longest shard; steps
+  // carry every rank's KV length, and prefix caching is off (a shard's blocks depend on
+  // how the sequence was chunked, not only on its tokens).
+  int cp = 1;
 };
 
 enum class FinishReason { kNone, kStop, kLength, kCancelled, kError };
@@ -62,12 +89,28 @@ struct PromptLogprob {
   std::vector<TokenLogprob> top;
 };
 
+// A request's speculative decoding so far (cumulative).
+struct SpeculativeCounts {
+  int64_t verify_steps = 0;  // target passes that verified a draft
+  int64_t drafted = 0;       // draft tokens proposed
+  int64_t accepted = 0;      // of which the target accepted
+};
+
 struct SequenceEvent {
   uint64_t id = 0;
   std::vector<PromptLogprob> prompt_logprobs;
   std::optional<SampleResult> token;  // a new generated token
   FinishReason finish = FinishReason::kNone;
+  SpeculativeCounts speculative;
 };
+
+// An event that only ends request `id`.
+inline SequenceEvent finish_event(uint64_t id, FinishReason reason) {
+  SequenceEvent e;
+  e.id = id;
+  e.finish = reason;
+  return e;
+}
 
 class Scheduler {
  public:
@@ -83,7 +126,9 @@ class Scheduler {
     std::vector<SequenceEvent> finished;  // ended without running (cancel, max_tokens 0)
     int64_t preempted = 0;
   };
-  Iteration schedule();
+  // `cost` (may be null) predicts step times for config().max_step_seconds; `drafts`
+  // (may be null) proposes draft tokens when config().speculative_k > 0.
+  Iteration schedule(const StepCostModel* cost = nullptr, DraftProposer* drafts = nullptr);
   // The result of the plan schedule() returned last (same order).
   std::vector<SequenceEvent> apply(const StepPlan& plan, const StepResult& result);
 
@@ -102,7 +147,10 @@ class Scheduler {
     int64_t logprobs_done = 1;       // prompt positions whose logprobs were reported
     std::vector<int32_t> table;
     std::vector<uint64_t> hashes;    // published (or matched) full blocks, in order
+    std::vector<int64_t> cp_kv_lens; // CP only: KV entries each CP rank holds
     uint64_t rng_state = 1;
+    uint64_t draft_rng = 1;          // the draft's own stream (speculative decoding)
+    SpeculativeCounts speculative;
     FinishReason finish = FinishReason::kNone;
     bool scheduled = false;          // has a slice in the current plan
     int32_t state_slot = -1;         // fixed-state models (SchedulerConfig::state_slots)
@@ -115,6 +163,10 @@ class Scheduler {
   bool reserve(Sequence& s, int64_t end, std::vector<SeqPtr>& running);
   void add_slice(Sequence& s, int64_t n, StepPlan& plan);
   void publish_blocks(Sequence& s);
+  // Block-table slots s needs to take n more tokens (positions without CP, the longest
+  // CP shard with it), and the most tokens that fit in `slots`.
+  int64_t slots_after(const Sequence& s, int64_t n) const;
+  int64_t tokens_that_fit(const Sequence& s, int64_t slots) const;
   Sequence* find_running(uint64_t id);
 
   SchedulerConfig config_;

@@ -2,6 +2,8 @@
 
 #include <glog/logging.h>
 
+#include <algorithm>
+
 #include "common/error.h"
 
 namespace tessera {
@@ -36,17 +38,20 @@ void RequestStream::on_ready(std::function<void()> ready) {
 }
 
 namespace {
-// Fixed-state models hold one worker state slot per running sequence.
-SchedulerConfig with_state_slots(SchedulerConfig c, const StepRunner& runner) {
+// What the runner decides: the pipeline depth, and for fixed-state models one worker
+// state slot per running sequence.
+SchedulerConfig for_runner(SchedulerConfig c, const StepRunner& runner) {
+  c.pipeline_depth = std::max(1, runner.pipeline_depth());
   if (runner.config().fixed_state) c.state_slots = runner.state_slots();
   return c;
 }
 }  // namespace
 
-ServingLoop::ServingLoop(StepRunner& runner, const SchedulerConfig& config)
+ServingLoop::ServingLoop(StepRunner& runner, const SchedulerConfig& config, DraftProposer* drafts)
     : runner_(runner),
+      drafts_(drafts),
       config_(config),
-      scheduler_(with_state_slots(config, runner), runner.kv_blocks(), runner.kv_block_size()) {
+      scheduler_(for_runner(config, runner), runner.kv_blocks(), runner.kv_block_size()) {
   config_ = scheduler_.config();  // with max_context resolved
 }
 
@@ -101,12 +106,32 @@ void ServingLoop::dispatch(const std::vector<SequenceEvent>& events) {
 }
 
 void ServingLoop::run(const std::function<bool()>& should_stop) {
-  while (true) {
+  // Plans submitted and not yet applied, oldest first. Under pipeline parallelism
+  // `depth` of them keep every stage busy (stage s works on one plan while stage s + 1
+  // works on the previous one); with one stage there is one at a time.
+  struct InFlight {
+    StepPlan plan;
+    std::function<StepResult()> wait;
+    std::chrono::steady_clock::time_point t0;
+    StepShape shape;
+    double predicted = 0;
+  };
+  std::deque<InFlight> flight;
+  const size_t depth = static_cast<size_t>(std::max(1, runner_.pipeline_depth()));
+  std::vector<uint64_t> release;  // released sequences not yet sent (empty plans are not run)
+  auto fail = [&](const std::exception& e) {
+    // A worker failed or stopped answering: no later step can run. Every open request
+    // gets the reason (HTTP 503) below; the caller reports and exits.
+    std::lock_guard<std::mutex> lock(mu_);
+    failure_ = e.what();
+  };
+  bool failed = false;
+  while (!failed) {
     std::deque<SequenceRequest> incoming;
     std::vector<std::pair<uint64_t, FinishReason>> cancels;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      while (!stop_ && inbox_.empty() && cancels_.empty() && scheduler_.running() == 0 &&
+      while (!stop_ && flight.empty() && inbox_.empty() && cancels_.empty() && scheduler_.running() == 0 &&
              scheduler_.waiting() == 0) {
         cv_.wait_for(lock, std::chrono::milliseconds(100));
         if (should_stop && should_stop()) stop_ = true;
@@ -119,48 +144,116 @@ void ServingLoop::run(const std::function<bool()>& should_stop) {
     std::vector<SequenceEvent> refused;
     for (SequenceRequest& r : incoming) {
       const uint64_t id = r.id;
-      if (!scheduler_.add(std::move(r))) refused.push_back({id, {}, std::nullopt, FinishReason::kError});
+      if (!scheduler_.add(std::move(r))) refused.push_back(finish_event(id, FinishReason::kError));
     }
     dispatch(refused);
     for (auto& [id, reason] : cancels) scheduler_.finish(id, reason);
 
-    Scheduler::Iteration it = scheduler_.schedule();
-    dispatch(it.finished);
-    double wall = 0, forward = 0;
-    int64_t tokens = 0;
-    if (!it.plan.sequences.empty()) {
-      for (const auto& s : it.plan.sequences) tokens += static_cast<int64_t>(s.tokens.size());
-      const auto t0 = std::chrono::steady_clock::now();
-      StepResult result;
+    // Fill the pipeline.
+    while (flight.size() < depth) {
+      Scheduler::Iteration it = scheduler_.schedule(&cost_, drafts_);
+      dispatch(it.finished);
+      release.insert(release.end(), it.plan.release.begin(), it.plan.release.end());
+      if (it.plan.sequences.empty()) break;
+      InFlight f;
+      f.plan = std::move(it.plan);
+      f.plan.release = std::move(release);
+      release.clear();
+      for (const auto& sq : f.plan.sequences) {
+        f.shape.tokens += static_cast<int64_t>(sq.tokens.size());
+        f.shape.attended += attended_pairs(sq.pos0, static_cast<int64_t>(sq.tokens.size()));
+      }
+      f.predicted = cost_.predict(f.shape);
+      f.t0 = std::chrono::steady_clock::now();
       try {
-        result = runner_.run_step(it.plan);
+        f.wait = runner_.submit(f.plan);
       } catch (const std::exception& e) {
-        // A worker failed or stopped answering: no later step can run. Every open
-        // request gets the reason (HTTP 503) below; the caller reports and exits.
-        std::lock_guard<std::mutex> lock(mu_);
-        failure_ = e.what();
+        fail(e);
+        failed = true;
         break;
       }
-      wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      flight.push_back(std::move(f));
+    }
+    if (failed) break;
+
+    double wall = 0, forward = 0;
+    LoopStats spec;  // this step's speculative counts
+    std::vector<SequenceEvent> events;
+    InFlight done;
+    if (!flight.empty()) {
+      done = std::move(flight.front());
+      flight.pop_front();
+      StepResult result;
+      try {
+        result = done.wait();
+      } catch (const std::exception& e) {
+        fail(e);
+        break;
+      }
+      wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - done.t0).count();
       forward = result.forward_seconds;
-      dispatch(scheduler_.apply(it.plan, result));
+      cost_.observe(done.shape, wall);
+      for (size_t i = 0; i < done.plan.sequences.size() && i < result.outputs.size(); ++i) {
+        const SequenceStep& st = done.plan.sequences[i];
+        if (st.draft_tokens.empty()) continue;
+        ++spec.verify_steps;
+        spec.draft_tokens += static_cast<int64_t>(st.draft_tokens.size());
+        spec.accepted_tokens += std::max(0, result.outputs[i].accepted);
+        spec.verify_emitted += static_cast<int64_t>(result.outputs[i].samples.size());
+      }
+      events = scheduler_.apply(done.plan, result);
     }
-    std::lock_guard<std::mutex> lock(mu_);
-    stats_.waiting = scheduler_.waiting() + static_cast<int64_t>(inbox_.size());
-    stats_.running = scheduler_.running();
-    stats_.kv_blocks_used = scheduler_.blocks().used();
-    stats_.kv_blocks_free = scheduler_.blocks().available();
-    stats_.kv_blocks_cached = scheduler_.blocks().cached();
-    stats_.prefix_hit_blocks = scheduler_.blocks().hits();
-    stats_.preemptions = scheduler_.preemptions();
-    if (tokens > 0) {
-      ++stats_.steps;
-      stats_.step_tokens += tokens;
-      stats_.step_seconds += wall;
-      stats_.forward_seconds += forward;
-      stats_.last_step_seconds = wall;
+    // MoE expert load for /metrics, between steps and at most once a second (only with
+    // no step in flight: the stats call queues behind steps on the workers).
+    std::vector<std::vector<int64_t>> moe;
+    bool moe_fresh = false;
+    if (done.shape.tokens > 0 && flight.empty() && runner_.config().moe.enabled() &&
+        std::chrono::steady_clock::now() - moe_polled_ >= std::chrono::seconds(1)) {
+      moe_polled_ = std::chrono::steady_clock::now();
+      try {
+        moe = runner_.moe_expert_load();
+        moe_fresh = true;
+      } catch (const std::exception&) {
+        // Observability only: a worker that fails will fail the next step too.
+      }
     }
+    // The stats first, then the events: a client that has its answer sees the step in
+    // /metrics.
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (moe_fresh) stats_.moe_expert_tokens = std::move(moe);
+      stats_.waiting = scheduler_.waiting() + static_cast<int64_t>(inbox_.size());
+      stats_.running = scheduler_.running();
+      stats_.kv_blocks_used = scheduler_.blocks().used();
+      stats_.kv_blocks_free = scheduler_.blocks().available();
+      stats_.kv_blocks_cached = scheduler_.blocks().cached();
+      stats_.prefix_hit_blocks = scheduler_.blocks().hits();
+      stats_.preemptions = scheduler_.preemptions();
+      if (done.shape.tokens > 0) {
+        ++stats_.steps;
+        stats_.step_tokens += done.shape.tokens;
+        stats_.step_seconds += wall;
+        stats_.forward_seconds += forward;
+        stats_.last_step_seconds = wall;
+        stats_.last_step_predicted = done.predicted;
+        stats_.ranks = runner_.rank_step_times();
+        stats_.verify_steps += spec.verify_steps;
+        stats_.draft_tokens += spec.draft_tokens;
+        stats_.accepted_tokens += spec.accepted_tokens;
+        stats_.verify_emitted += spec.verify_emitted;
+        if (drafts_ != nullptr) stats_.draft_seconds = drafts_->seconds;
+      }
+    }
+    dispatch(events);
   }
+  // Plans still in flight when stopping: wait for them so no rank is left mid-step.
+  if (failure().empty())
+    for (InFlight& f : flight) {
+      try {
+        f.wait();
+      } catch (const std::exception&) {
+      }
+    }
   // Shutting down: every open request ends.
   std::unordered_map<uint64_t, std::shared_ptr<RequestStream>> open;
   {
@@ -169,7 +262,7 @@ void ServingLoop::run(const std::function<bool()>& should_stop) {
   }
   const auto now = std::chrono::steady_clock::now();
   const std::string reason = failure().empty() ? "the server is shutting down" : "a worker failed: " + failure();
-  for (auto& [id, stream] : open) stream->push({{id, {}, std::nullopt, FinishReason::kError}, now, reason});
+  for (auto& [id, stream] : open) stream->push({finish_event(id, FinishReason::kError), now, reason});
 }
 
 }  // namespace tessera

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "coordinator/scheduler.h"
+#include "coordinator/step_cost_model.h"
 #include "coordinator/step_runner.h"
 
 namespace tessera {
@@ -48,12 +49,24 @@ struct LoopStats {  // a snapshot for /metrics
   double step_seconds = 0;     // wall time of run_step, cumulative
   double forward_seconds = 0;  // the last stage's model forward, cumulative
   double last_step_seconds = 0;
+  double last_step_predicted = 0;  // the cost model's prediction for it (0: not ready)
+  std::vector<RankStepTime> ranks;  // per-rank cumulative step time
+  // Speculative decoding (--draft), cumulative over all requests.
+  int64_t verify_steps = 0;      // sequence slices that verified a draft
+  int64_t draft_tokens = 0;      // proposed
+  int64_t accepted_tokens = 0;   // accepted by the target
+  int64_t verify_emitted = 0;    // tokens those verify slices produced (accepted + 1 each)
+  double draft_seconds = 0;      // time the draft spent proposing
+  // MoE models: (token, expert) pairs per [layer][expert], refreshed at most once a
+  // second (a stats call to every worker when distributed); empty for dense models.
+  std::vector<std::vector<int64_t>> moe_expert_tokens;
 };
 
 class ServingLoop {
  public:
-  // runner must outlive the loop.
-  ServingLoop(StepRunner& runner, const SchedulerConfig& config);
+  // runner (and drafts, when given: speculative decoding with config.speculative_k
+  // tokens per verify) must outlive the loop.
+  ServingLoop(StepRunner& runner, const SchedulerConfig& config, DraftProposer* drafts = nullptr);
 
   // Thread-safe. Returns nullptr when the queue is full (answer 429). The request's id
   // is assigned here.
@@ -73,8 +86,11 @@ class ServingLoop {
   void dispatch(const std::vector<SequenceEvent>& events);
 
   StepRunner& runner_;
+  DraftProposer* drafts_;
+  std::chrono::steady_clock::time_point moe_polled_{};  // last MoE load refresh (loop thread)
   SchedulerConfig config_;
   Scheduler scheduler_;  // loop thread only
+  StepCostModel cost_;   // loop thread only: learnt from every step's wall time
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

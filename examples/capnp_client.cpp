@@ -30,17 +30,20 @@ struct Options {
   float temperature = 0.0f;  // greedy unless asked
   int64_t seed = -1;
   int64_t cancel_after = -1;
-  bool chat = false, stats = false, models = false, show_tokens = false;
+  bool chat = false, stats = false, models = false, show_tokens = false, echo = false;
+  int32_t top_logprobs = 0;
 };
 
 const char kUsage[] =
     "usage: tessera_capnp_client --connect HOST:PORT [--prompt TEXT] [--chat] [--max-tokens N]\n"
     "         [--temperature F] [--seed N] [--stop S]... [--model NAME] [--api-key KEY]\n"
-    "         [--cancel-after N] [--show-tokens] [--stats] [--models]\n"
+    "         [--cancel-after N] [--show-tokens] [--top-logprobs N] [--echo] [--stats] [--models]\n"
     "  --chat          send the prompt as one user message of a chat\n"
     "  --temperature   default 0 (greedy)\n"
     "  --cancel-after  cancel the request after N tokens have arrived\n"
     "  --show-tokens   also print each token's id and logprob on stderr\n"
+    "  --top-logprobs  with --show-tokens: also the N most likely alternatives per token\n"
+    "  --echo          print the prompt's per-token logprobs on stderr first\n"
     "  --stats         print the server's statistics and exit\n"
     "  --models        print the served model and exit\n";
 
@@ -79,10 +82,21 @@ class Sink final : public tessera::client::TokenSink::Server {
     std::fflush(stdout);
     if (params.getTokenId() >= 0) {
       ++p_.tokens;
-      if (o_.show_tokens)
-        std::cerr << "[token " << params.getTokenId() << " logprob " << params.getLogprob() << "]" << std::endl;
+      if (o_.show_tokens) {
+        std::cerr << "[token " << params.getTokenId() << " logprob " << params.getLogprob();
+        for (auto t : params.getTop()) std::cerr << " | " << t.getTokenId() << " " << t.getLogprob();
+        std::cerr << "]" << std::endl;
+      }
     }
     maybe_cancel(p_, o_.cancel_after, tasks_);
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> prompt(PromptContext context) override {
+    for (auto t : context.getParams().getTokens()) {
+      std::cerr << "[prompt " << t.getTokenId() << " logprob " << t.getLogprob();
+      for (auto a : t.getTop()) std::cerr << " | " << a.getTokenId() << " " << a.getLogprob();
+      std::cerr << "]" << std::endl;
+    }
     return kj::READY_NOW;
   }
   kj::Promise<void> finish(FinishContext context) override {
@@ -125,6 +139,8 @@ bool parse(int argc, char** argv, Options& o) {
     else if (a == "--stats") o.stats = true;
     else if (a == "--models") o.models = true;
     else if (a == "--show-tokens") o.show_tokens = true;
+    else if (a == "--top-logprobs") o.top_logprobs = std::stoi(value());
+    else if (a == "--echo") o.echo = true;
     else throw std::invalid_argument("unknown flag " + a);
   }
   if (o.connect.empty()) throw std::invalid_argument("--connect HOST:PORT is required");
@@ -155,7 +171,9 @@ int main(int argc, char** argv) {
                 << s.getKvBlocksUsed() << "\nkv_blocks_free " << s.getKvBlocksFree() << "\nkv_blocks_cached "
                 << s.getKvBlocksCached() << "\nprefix_hit_blocks " << s.getPrefixHitBlocks() << "\nsteps "
                 << s.getSteps() << "\npreemptions " << s.getPreemptions() << "\nstep_tokens " << s.getStepTokens()
-                << "\nstep_seconds " << s.getStepSeconds() << "\nsubmitted " << s.getSubmitted() << std::endl;
+                << "\nstep_seconds " << s.getStepSeconds() << "\nsubmitted " << s.getSubmitted() << "\nverify_passes "
+                << s.getVerifyPasses() << "\ndraft_tokens " << s.getDraftTokens() << "\naccepted_tokens "
+                << s.getAcceptedTokens() << std::endl;
       return 0;
     }
     if (o.models) {
@@ -183,6 +201,8 @@ int main(int argc, char** argv) {
     }
     if (o.has_max_tokens) req.getMaxTokens().setValue(o.max_tokens);
     req.setTemperature(o.temperature);
+    req.setTopLogprobs(o.top_logprobs);
+    req.setEcho(o.echo);
     if (o.seed >= 0) req.getSeed().setValue(static_cast<uint64_t>(o.seed));
     if (!o.stop.empty()) {
       auto stop = req.initStop(static_cast<unsigned>(o.stop.size()));

@@ -37,6 +37,7 @@ void ModelConfig::validate(const std::string& source) const {
                   norm_eps, " is out of range");
   TESSERA_REQUIRE(rope_theta > 0, ErrorKind::kInvalidInput, source, ": rope theta ", rope_theta,
                   " must be positive");
+  moe.validate(source);
 }
 
 std::string ModelConfig::summary() const {
@@ -46,6 +47,7 @@ std::string ModelConfig::summary() const {
      << "), vocab " << vocab_size << ", context " << max_seq_len << ", rope theta " << rope_theta
      << " dim " << rope_dim << (rope_layout == kernels::RopeLayout::kInterleaved ? " interleaved" : " halves")
      << (tied_embeddings ? ", tied head" : ", untied head");
+  if (moe.enabled()) os << "; " << moe.summary();
   return os.str();
 }
 

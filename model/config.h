@@ -7,6 +7,7 @@
 #include <string>
 
 #include "kernels/ops.h"
+#include "model/moe_config.h"
 
 namespace tessera {
 
@@ -36,6 +37,7 @@ struct ModelConfig {
   FfnKind ffn = FfnKind::kSwiGlu;
   bool tied_embeddings = false;  // LM head shares token_embd
   float embedding_scale = 1.0f;  // Gemma multiplies embeddings by sqrt(dim)
+  MoeConfig moe;                 // mixture-of-experts FFN when moe.n_experts > 0 (docs/MOE.md)
   // A family with a fixed-size per-sequence state (Griffin / RecurrentGemma) instead of a
   // KV cache that grows with the context: the worker keeps no paged KV for it, and each
   // sequence needs a state slot (SequenceStep::state_slot). docs/RECURRENT_GEMMA.md.

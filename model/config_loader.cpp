@@ -6,6 +6,7 @@
 #include "checkpoint/llama2c_reader.h"
 #include "checkpoint/safetensors_reader.h"
 #include "common/error.h"
+#include "model/moe_config_loader.h"
 #include "model/recurrent_gemma_config.h"
 
 namespace tessera {
@@ -53,8 +54,9 @@ ModelConfig config_from_gguf(const checkpoint::GgufReader& g) {
                   embd.shape_string(), ", expected [vocab, dim]");
   c.vocab_size = embd.shape[0];
   c.tied_embeddings = !g.contains("output.weight");
+  c.moe = moe_config_from_gguf(g, arch);
   // llama.cpp's llama graph runs a plain (ungated) FFN when ffn_gate is absent.
-  if (!g.contains("blk.0.ffn_gate.weight")) c.ffn = FfnKind::kSilu;
+  if (!c.moe.enabled() && !g.contains("blk.0.ffn_gate.weight")) c.ffn = FfnKind::kSilu;
   for (const char* bias : {"blk.0.attn_q.bias", "blk.0.attn_output.bias", "blk.0.ffn_up.bias"})
     TESSERA_REQUIRE(!g.contains(bias), ErrorKind::kUnsupported, g.path(), ": tensor ", bias,
                     " present: linear-layer biases are not supported by the dense decoder yet");
@@ -104,8 +106,9 @@ ModelConfig config_from_hf_json(const Json& j, const std::string& source) {
     return v == nullptr || v->is_null() ? dflt : v->as_double(name);
   };
   const std::string model_type = j.find("model_type") ? field("model_type").as_string("model_type") : "";
-  TESSERA_REQUIRE(model_type == "llama" || model_type == "mistral", ErrorKind::kUnsupported, source,
-                  ": model_type '", model_type, "' is not supported by the dense decoder (supported: llama, mistral)");
+  TESSERA_REQUIRE(model_type == "llama" || model_type == "mistral" || model_type == "mixtral",
+                  ErrorKind::kUnsupported, source, ": model_type '", model_type,
+                  "' is not supported by the decoder (supported: llama, mistral, mixtral)");
   ModelConfig c;
   c.architecture = model_type;
   c.dim = field("hidden_size").as_int("hidden_size");
@@ -150,6 +153,7 @@ ModelConfig config_from_hf_json(const Json& j, const std::string& source) {
     TESSERA_REQUIRE(kind == "default", ErrorKind::kUnsupported, source, ": ", key, ".rope_type '", kind,
                     "' is not supported yet (only default RoPE)");
   }
+  if (model_type == "mixtral") c.moe = moe_config_from_hf_json(j, source);
   return c;
 }
 

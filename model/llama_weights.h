@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kernels/ops.h"
+#include "model/moe_weights.h"
 
 namespace tessera {
 
@@ -19,6 +20,7 @@ struct LlamaLayerWeights {
   kernels::WeightMatrix w_gate;  // [ffn_dim][dim]   (absent for plain FFNs)
   kernels::WeightMatrix w_up;    // [ffn_dim][dim]
   kernels::WeightMatrix w_down;  // [dim][ffn_dim]
+  MoeLayerWeights moe;           // MoE models: router and this rank's experts (no w_gate/up/down)
 };
 
 struct LlamaWeights {

@@ -1,10 +1,13 @@
 #include "model/loader.h"
 
+#include <algorithm>
+
 #include "checkpoint/open.h"
 #include "common/error.h"
 #include "model/config_loader.h"
 #include "model/int8_copy.h"
 #include "model/llama.h"
+#include "model/moe_loader.h"
 #include "model/recurrent_gemma_loader.h"
 #include "model/tensor_names.h"
 
@@ -93,6 +96,10 @@ class WeightBinder {
 
   bool has(TensorRole role) const { return ck_.contains(tensor_name(naming_, role)); }
   uint64_t bytes() const { return bytes_; }
+  // A MoE layer's tensors (model/moe_loader.h), bound with this binder's conventions.
+  MoeLayerWeights moe_layer(const ModelConfig& c, const ShardPlan& p, int64_t layer) {
+    return bind_moe_layer(ck_, naming_, c, p, layer, act_rounding_, bytes_);
+  }
 
  private:
   const checkpoint::Checkpoint& ck_;
@@ -121,6 +128,11 @@ LlamaWeights bind_llama(const checkpoint::Checkpoint& ck, const ModelConfig& c, 
     lw.wv = b.matrix_rows(TensorRole::kAttnV, l, c.kv_dim(), c.dim, kv);
     lw.wo = b.matrix_cols(TensorRole::kAttnOut, l, c.dim, c.q_dim(), q);
     lw.ffn_norm = b.vector(TensorRole::kFfnNorm, l, c.dim);
+    if (c.moe.enabled()) {
+      lw.moe = b.moe_layer(c, p, l);
+      w.layers.push_back(std::move(lw));
+      continue;
+    }
     if (c.ffn == FfnKind::kSwiGlu || c.ffn == FfnKind::kGeGlu)
       lw.w_gate = b.matrix_rows(TensorRole::kFfnGate, l, c.ffn_dim, c.dim, ffn);
     lw.w_up = b.matrix_rows(TensorRole::kFfnUp, l, c.ffn_dim, c.dim, ffn);
@@ -164,6 +176,17 @@ std::unique_ptr<LoadedModel> load_model(std::unique_ptr<checkpoint::Checkpoint> 
   const uint64_t embd_bytes =
       weights.token_embd.data != nullptr ? static_cast<uint64_t>(weights.token_embd.rows * weights.token_embd.row_stride) : 0;
   loaded->streamed_bytes = loaded->weight_bytes - (embd_is_head ? 0 : embd_bytes);
+  // A MoE decode step reads top_k of the E experts of each layer (at most the local ones).
+  if (loaded->config.moe.enabled()) {
+    uint64_t expert_bytes = 0;
+    for (const LlamaLayerWeights& l : weights.layers)
+      for (const MoeExpertWeights& e : l.moe.experts)
+        for (const kernels::WeightMatrix* m : {&e.gate, &e.up, &e.down})
+          expert_bytes += static_cast<uint64_t>(m->rows * m->row_stride);
+    const MoeConfig& m = loaded->config.moe;
+    const double used = std::min(1.0, static_cast<double>(m.top_k) / static_cast<double>(loaded->plan.n_experts));
+    loaded->streamed_bytes -= expert_bytes - static_cast<uint64_t>(used * static_cast<double>(expert_bytes));
+  }
   if (options.int8_copy) {
     const Int8CopyStats st = make_int8_copy(weights, loaded->owned_weights);
     loaded->weight_bytes = loaded->weight_bytes - st.bytes_before + st.bytes_after;

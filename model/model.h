@@ -23,6 +23,9 @@ struct ForwardSequence {
   int64_t n_outputs = 1;                  // logits for the last n_outputs new tokens
   int32_t state_slot = -1;                // fixed-state families: the sequence's state slot
                                           // (reset when pos0 == 0); -1 for KV-cache families
+  // Context parallelism only (model/cp_layout.h): KV entries each CP rank holds before
+  // this slice; the block table then covers this rank's shard, not [0, pos0 + n).
+  std::span<const int64_t> cp_kv_lens;
 };
 
 // The peers a sharded model talks to; null means "no peers in that dimension" (the
@@ -30,6 +33,8 @@ struct ForwardSequence {
 struct ModelComms {
   Communicator* tp = nullptr;  // this rank's tensor-parallel group
   Communicator* pp = nullptr;  // this rank's pipeline column (stage s talks to s - 1 and s + 1)
+  Communicator* ep = nullptr;  // this rank's expert-parallel group (MoE layers, docs/MOE.md)
+  Communicator* cp = nullptr;  // this rank's context-parallel ring (same pp and tp coordinates)
 };
 
 class DecoderModel {

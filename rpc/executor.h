@@ -37,6 +37,11 @@ struct WorkerStatsValue {
   uint64_t steps_run = 0;
   double compute_seconds = 0;     // cumulative
   double collective_seconds = 0;  // cumulative
+  // MoE models: (token, expert) pairs this rank routed, for its layers
+  // [moe_layer_begin, moe_layer_begin + moe_tokens.size() / moe_experts), [layer][expert].
+  int32_t moe_layer_begin = 0;
+  int32_t moe_experts = 0;
+  std::vector<int64_t> moe_tokens;
 };
 
 // Where the time of one step went. compute/collective/queue are measured by the

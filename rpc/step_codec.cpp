@@ -89,6 +89,7 @@ SequenceStep decode_sequence(schema::SequenceStep::Reader r, const std::string& 
   v.return_logits = r.getReturnLogits();
   v.draft_tokens = copy_from<int32_t>(r.getDraftTokens());
   v.draft_probs = copy_from<float>(r.getDraftProbs());
+  v.cp_kv_lens = copy_from<int64_t>(r.getCpKvLens());
 
   TESSERA_REQUIRE(!v.tokens.empty(), ErrorKind::kInvalidInput, path, ".tokens is empty (seqId ", v.seq_id, ")");
   for (size_t i = 0; i < v.tokens.size(); ++i)
@@ -98,6 +99,9 @@ SequenceStep decode_sequence(schema::SequenceStep::Reader r, const std::string& 
   for (size_t i = 0; i < v.block_table.size(); ++i)
     TESSERA_REQUIRE(v.block_table[i] >= 0, ErrorKind::kInvalidInput, path, ".blockTable[", i,
                     "] = ", v.block_table[i], " is negative");
+  for (size_t i = 0; i < v.cp_kv_lens.size(); ++i)
+    TESSERA_REQUIRE(v.cp_kv_lens[i] >= 0, ErrorKind::kInvalidInput, path, ".cpKvLens[", i, "] = ", v.cp_kv_lens[i],
+                    " is negative");
   TESSERA_REQUIRE(v.state_slot >= -1, ErrorKind::kInvalidInput, path, ".stateSlot = ", v.state_slot,
                   " must be >= -1");
   TESSERA_REQUIRE(v.n_outputs >= 0 && static_cast<size_t>(v.n_outputs) <= v.tokens.size(),
@@ -173,6 +177,7 @@ void to_capnp(const SequenceStep& v, schema::SequenceStep::Builder b) {
   b.setReturnLogits(v.return_logits);
   copy_to(v.draft_tokens, b.initDraftTokens(list_size(v.draft_tokens.size(), "SequenceStep.draftTokens")));
   copy_to(v.draft_probs, b.initDraftProbs(list_size(v.draft_probs.size(), "SequenceStep.draftProbs")));
+  copy_to(v.cp_kv_lens, b.initCpKvLens(list_size(v.cp_kv_lens.size(), "SequenceStep.cpKvLens")));
 }
 
 void to_capnp(const StepPlan& v, schema::StepPlan::Builder b) {
@@ -232,6 +237,10 @@ void to_capnp(const WorkerStatsValue& v, schema::WorkerStats::Builder b) {
   b.setStepsRun(v.steps_run);
   b.setComputeSeconds(v.compute_seconds);
   b.setCollectiveSeconds(v.collective_seconds);
+  b.setMoeLayerBegin(v.moe_layer_begin);
+  b.setMoeExperts(v.moe_experts);
+  auto moe = b.initMoeTokens(static_cast<unsigned>(v.moe_tokens.size()));
+  for (unsigned i = 0; i < v.moe_tokens.size(); ++i) moe.set(i, v.moe_tokens[i]);
 }
 
 // ---- decode ----
@@ -315,6 +324,13 @@ WorkerStatsValue from_capnp(schema::WorkerStats::Reader r) {
   v.steps_run = r.getStepsRun();
   v.compute_seconds = r.getComputeSeconds();
   v.collective_seconds = r.getCollectiveSeconds();
+  v.moe_layer_begin = r.getMoeLayerBegin();
+  v.moe_experts = r.getMoeExperts();
+  for (const int64_t n : r.getMoeTokens()) v.moe_tokens.push_back(n);
+  TESSERA_REQUIRE(v.moe_experts >= 0 && v.moe_layer_begin >= 0 &&
+                      (v.moe_experts == 0 ? v.moe_tokens.empty() : v.moe_tokens.size() % v.moe_experts == 0),
+                  ErrorKind::kInvalidInput, "WorkerStats: ", v.moe_tokens.size(), " MoE counts do not fill layers of ",
+                  v.moe_experts, " experts");
   return v;
 }
 

@@ -43,6 +43,21 @@ struct CompletionRequest {
     value @10 :UInt64;            # reproducible sampling
   }
   stop @11 :List(Text);           # up to 4 stop strings (not returned)
+  topLogprobs @12 :Int32 = 0;     # 0..5 (completions) / 0..20 (chat): also the most likely
+                                  # alternatives of every generated token (TokenSink.token's top)
+  echo @13 :Bool = false;         # first send the prompt's per-token logprobs (TokenSink.prompt),
+                                  # as echo + logprobs over HTTP (lm-evaluation-harness scoring)
+}
+
+struct TokenLogprob {
+  tokenId @0 :Int32;
+  logprob @1 :Float32;
+}
+
+struct PromptToken {
+  tokenId @0 :Int32;
+  logprob @1 :Float32;             # log p(token | the tokens before); NaN for the first token
+  top @2 :List(TokenLogprob);      # topLogprobs alternatives, most likely first
 }
 
 struct Usage {
@@ -61,11 +76,15 @@ interface TokenSink {
   # token that completes a stop string carries only the text before it).
   # tokenId: the generated token; -1 for a last call that flushes held-back text.
   # logprob: log p(token) under the temperature-1 distribution (0 when tokenId = -1).
-  token @0 (delta :Text, tokenId :Int32, logprob :Float32) -> stream;
+  # top: the topLogprobs most likely tokens at this position, most likely first.
+  token @0 (delta :Text, tokenId :Int32, logprob :Float32, top :List(TokenLogprob)) -> stream;
   # reason: "stop" (end-of-sequence token or stop string), "length" (maxTokens or the
   # context), "cancelled" (Request.cancel), "error" (the server failed the request;
   # message says why). Any held-back text is sent as a last token() before finish.
   finish @1 (reason :Text, usage :Usage, message :Text);
+  # Only with CompletionRequest.echo: every prompt token with its logprob, once, before
+  # the first token() call.
+  prompt @2 (tokens :List(PromptToken));
 }
 
 # A submitted request. Dropping it does not cancel the request; cancel() does.
@@ -92,6 +111,11 @@ struct Stats {
   stepTokens @8 :Int64;
   stepSeconds @9 :Float64;    # cumulative wall time of steps
   submitted @10 :Int64;       # requests accepted over this API since start
+  # Speculative decoding (serve --draft), since start: target passes that verified a
+  # draft, draft tokens proposed, of which accepted.
+  verifyPasses @11 :Int64;
+  draftTokens @12 :Int64;
+  acceptedTokens @13 :Int64;
 }
 
 interface Tessera {

@@ -57,6 +57,7 @@ struct SequenceStep {
   draftTokens @10 :List(Int32);    # speculative verify: the K proposed tokens (the
                                    # last K of tokens); empty: an ordinary step
   draftProbs @11 :List(Float32);   # the draft's q, [K][vocab]; empty: one-hot (deterministic draft)
+  cpKvLens @12 :List(Int64);       # context parallel: KV entries per CP rank before the step; empty: no CP
 }
 
 struct StepPlan {
@@ -124,6 +125,9 @@ struct WorkerStats {
   stepsRun @5 :UInt64;
   computeSeconds @6 :Float64;      # cumulative
   collectiveSeconds @7 :Float64;   # cumulative
+  moeLayerBegin @8 :Int32;         # MoE: first layer of moeTokens
+  moeExperts @9 :Int32;            # MoE: experts per layer (0: dense)
+  moeTokens @10 :List(Int64);      # MoE: [layer][expert] (token, expert) pairs routed here, cumulative
 }
 
 # ---- capabilities ----

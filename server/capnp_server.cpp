@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <future>
+#include <limits>
 #include <mutex>
 #include <random>
 
@@ -87,6 +88,9 @@ struct CapnpServer::Impl : public kj::TaskSet::ErrorHandler {
     int64_t prompt_tokens = 0, generated = 0;
     std::string finish, error;
     bool done = false;
+    bool echo = false;           // prompt logprobs go to TokenSink.prompt first
+    std::vector<int32_t> prompt;
+    std::vector<PromptLogprob> prompt_logprobs;
     Clock::time_point arrived, last_token;
 
     explicit Job(client::TokenSink::Client s) : sink(kj::mv(s)) {}
@@ -106,6 +110,11 @@ struct CapnpServer::Impl : public kj::TaskSet::ErrorHandler {
       for (StreamEvent& se : job->stream->take()) {
         if (job->done || finished) break;
         const SequenceEvent& e = se.event;
+        for (const auto& p : e.prompt_logprobs) job->prompt_logprobs.push_back(p);
+        if (job->echo && job->prompt_logprobs.size() + 1 >= job->prompt.size()) {
+          job->echo = false;  // every prompt position has its logprob: send them, once
+          sent.add(send_prompt(*job));
+        }
         if (e.token && job->finish.empty()) {
           if (job->generated == 0) metrics.ttft(std::chrono::duration<double>(se.at - job->arrived).count());
           else metrics.itl(std::chrono::duration<double>(se.at - job->last_token).count());
@@ -125,7 +134,7 @@ struct CapnpServer::Impl : public kj::TaskSet::ErrorHandler {
               loop.cancel(job->seq, FinishReason::kStop);
             }
           }
-          sent.add(send_token(*job, e.token->token, e.token->logprob));
+          sent.add(send_token(*job, e.token->token, e.token->logprob, &e.token->top));
         }
         if (e.finish != FinishReason::kNone && job->finish.empty()) {
           switch (e.finish) {
@@ -154,7 +163,29 @@ struct CapnpServer::Impl : public kj::TaskSet::ErrorHandler {
 
   // Sends the text that is safe to show now (all of it when done; else all but a tail
   // that might begin a stop string).
-  kj::Promise<void> send_token(Job& job, int32_t token, float logprob) {
+  kj::Promise<void> send_prompt(Job& job) {
+    auto req = job.sink.promptRequest();
+    auto list = req.initTokens(static_cast<unsigned>(job.prompt.size()));
+    for (size_t i = 0; i < job.prompt.size(); ++i) {
+      auto t = list[static_cast<unsigned>(i)];
+      t.setTokenId(job.prompt[i]);
+      if (i == 0 || i - 1 >= job.prompt_logprobs.size()) {
+        t.setLogprob(std::numeric_limits<float>::quiet_NaN());
+        continue;
+      }
+      const PromptLogprob& p = job.prompt_logprobs[i - 1];
+      t.setLogprob(p.logprob);
+      auto top = t.initTop(static_cast<unsigned>(p.top.size()));
+      for (size_t j = 0; j < p.top.size(); ++j) {
+        top[static_cast<unsigned>(j)].setTokenId(p.top[j].token);
+        top[static_cast<unsigned>(j)].setLogprob(p.top[j].logprob);
+      }
+    }
+    return req.send().ignoreResult();
+  }
+
+  kj::Promise<void> send_token(Job& job, int32_t token, float logprob,
+                               const std::vector<TokenLogprob>* top = nullptr) {
     size_t safe = job.text.size();
     if (!job.done && job.finish.empty()) {
       for (const auto& s : job.stop)
@@ -173,6 +204,13 @@ struct CapnpServer::Impl : public kj::TaskSet::ErrorHandler {
     req.setDelta(capnp::Text::Reader(delta.data(), delta.size()));
     req.setTokenId(token);
     req.setLogprob(logprob);
+    if (top != nullptr && !top->empty()) {
+      auto list = req.initTop(static_cast<unsigned>(top->size()));
+      for (size_t j = 0; j < top->size(); ++j) {
+        list[static_cast<unsigned>(j)].setTokenId((*top)[j].token);
+        list[static_cast<unsigned>(j)].setLogprob((*top)[j].logprob);
+      }
+    }
     return req.send();
   }
 
@@ -223,6 +261,19 @@ struct CapnpServer::Impl : public kj::TaskSet::ErrorHandler {
     body.set("top_p", Json::number(in.getTopP()));
     body.set("top_k", Json::integer(in.getTopK()));
     if (in.getSeed().isValue()) body.set("seed", Json::integer(static_cast<int64_t>(std::min<uint64_t>(in.getSeed().getValue(), INT64_MAX))));
+    if (in.getTopLogprobs() != 0 || in.getEcho()) {
+      // The HTTP API's fields, so the same limits and messages apply.
+      if (chat) {
+        body.set("logprobs", Json::boolean(true));
+        body.set("top_logprobs", Json::integer(in.getTopLogprobs()));
+      } else {
+        body.set("logprobs", Json::integer(in.getTopLogprobs()));
+      }
+    }
+    if (in.getEcho()) {
+      if (chat) refuse(ErrorKind::kInvalidInput, "echo is for completions, not chat (field 'echo')");
+      body.set("echo", Json::boolean(true));
+    }
     if (in.hasStop() && in.getStop().size() > 0) {
       Json stop = Json::array();
       for (auto s : in.getStop()) stop.push_back(Json::string(text(s, "stop")));
@@ -256,7 +307,8 @@ struct CapnpServer::Impl : public kj::TaskSet::ErrorHandler {
     sr.sampling.temperature = r.temperature;
     sr.sampling.top_p = r.top_p;
     sr.sampling.top_k = r.top_k;
-    sr.sampling.n_logprobs = 0;  // the sampled token's logprob, for TokenSink.token
+    sr.sampling.n_logprobs = std::max<int32_t>(0, r.logprobs);  // TokenSink.token's logprob (+ top)
+    sr.prompt_logprobs = r.echo;
     sr.rng_state = in.getSeed().isValue() ? in.getSeed().getValue()
                                           : std::random_device{}() * 0x9E3779B97F4A7C15ull + 1;
     if (sr.rng_state == 0) sr.rng_state = 1;
@@ -267,6 +319,8 @@ struct CapnpServer::Impl : public kj::TaskSet::ErrorHandler {
     job->stop = r.stop;
     for (const auto& s : r.stop) job->max_stop = std::max(job->max_stop, s.size());
     job->prompt_tokens = static_cast<int64_t>(prompt.size());
+    job->echo = r.echo;
+    if (r.echo) job->prompt = prompt;
     job->decoder = std::make_unique<StreamDecoder>(tok);
     for (int32_t id : prompt) (void)job->decoder->push(id);  // the leading-space rule, as over HTTP
     job->arrived = job->last_token = arrived;
@@ -348,6 +402,9 @@ class TesseraImpl final : public client::Tessera::Server {
     o.setStepTokens(s.step_tokens);
     o.setStepSeconds(s.step_seconds);
     o.setSubmitted(impl_.submitted.load());
+    o.setVerifyPasses(s.verify_steps);
+    o.setDraftTokens(s.draft_tokens);
+    o.setAcceptedTokens(s.accepted_tokens);
     return kj::READY_NOW;
   }
 

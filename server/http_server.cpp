@@ -49,6 +49,7 @@ struct Choice {
   bool done = false;
   bool first_delta = true;
   Clock::time_point last_token;
+  SpeculativeCounts speculative;  // cumulative, from the serving loop's events
 };
 
 // Fulfils a cross-thread promise once, whichever stream wakes it first.
@@ -344,6 +345,7 @@ struct HttpServer::Impl final : public kj::HttpService {
       if (c.done) break;
       const SequenceEvent& e = se.event;
       for (const auto& p : e.prompt_logprobs) c.prompt_logprobs.push_back(p);
+      if (e.speculative.verify_steps > c.speculative.verify_steps) c.speculative = e.speculative;
       if (e.token && c.finish.empty()) {
         if (c.generated == 0) metrics.ttft(std::chrono::duration<double>(se.at - job.arrived).count());
         else metrics.itl(std::chrono::duration<double>(se.at - c.last_token).count());
@@ -462,6 +464,22 @@ struct HttpServer::Impl final : public kj::HttpService {
     u.set("prompt_tokens", Json::integer(job.prompt_tokens));
     u.set("completion_tokens", Json::integer(gen));
     u.set("total_tokens", Json::integer(job.prompt_tokens + gen));
+    // An extension (clients ignore unknown usage fields): speculative decoding of this
+    // request, when the server runs with --draft and it was used.
+    SpeculativeCounts spec;
+    for (const Choice& c : job.choices) {
+      spec.verify_steps += c.speculative.verify_steps;
+      spec.drafted += c.speculative.drafted;
+      spec.accepted += c.speculative.accepted;
+    }
+    if (spec.verify_steps > 0) {
+      Json sp = Json::object();
+      sp.set("verify_passes", Json::integer(spec.verify_steps));
+      sp.set("draft_tokens", Json::integer(spec.drafted));
+      sp.set("accepted_tokens", Json::integer(spec.accepted));
+      sp.set("acceptance_rate", Json::number(spec.drafted > 0 ? static_cast<double>(spec.accepted) / spec.drafted : 0.0));
+      u.set("speculative", std::move(sp));
+    }
     return u;
   }
 

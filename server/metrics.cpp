@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "server/moe_metrics.h"
+
 namespace tessera::server {
 
 namespace {
@@ -107,8 +109,35 @@ std::string Metrics::render(const LoopStats& loop, const std::string& model) con
          "step time: wall = the coordinator's run_step round trip (the slowest rank), forward = the last stage's forward");
   out += "tessera_step_seconds_total{rank=\"all\",part=\"wall\"} " + num(loop.step_seconds) + "\n";
   out += "tessera_step_seconds_total{rank=\"last_stage\",part=\"forward\"} " + num(loop.forward_seconds) + "\n";
-  header(out, "tessera_last_step_seconds", "gauge", "wall time of the latest step");
-  line(out, "tessera_last_step_seconds", loop.last_step_seconds);
+  header(out, "tessera_rank_step_seconds_total", "counter",
+         "per-rank step time: compute = the rank's forward + sampling (collectives included), "
+         "collectives = its data-plane collectives where measured");
+  for (const RankStepTime& r : loop.ranks) {
+    const std::string rank = std::to_string(r.rank);
+    out += "tessera_rank_step_seconds_total{rank=\"" + rank + "\",part=\"compute\"} " + num(r.compute_seconds) + "\n";
+    out += "tessera_rank_step_seconds_total{rank=\"" + rank + "\",part=\"collectives\"} " +
+           num(r.collective_seconds) + "\n";
+  }
+  header(out, "tessera_speculative_tokens_total", "counter",
+         "speculative decoding (--draft): draft tokens proposed (kind=drafted), accepted by the target "
+         "(kind=accepted), and tokens produced by verify passes (kind=emitted: accepted + one per pass)");
+  out += "tessera_speculative_tokens_total{kind=\"drafted\"} " + std::to_string(loop.draft_tokens) + "\n";
+  out += "tessera_speculative_tokens_total{kind=\"accepted\"} " + std::to_string(loop.accepted_tokens) + "\n";
+  out += "tessera_speculative_tokens_total{kind=\"emitted\"} " + std::to_string(loop.verify_emitted) + "\n";
+  header(out, "tessera_speculative_verify_passes_total", "counter",
+         "sequence slices that verified a draft (emitted / passes = tokens per target pass)");
+  line(out, "tessera_speculative_verify_passes_total", static_cast<double>(loop.verify_steps));
+  header(out, "tessera_speculative_acceptance_rate", "gauge", "accepted / drafted since start (0 before any draft)");
+  line(out, "tessera_speculative_acceptance_rate",
+       loop.draft_tokens > 0 ? static_cast<double>(loop.accepted_tokens) / static_cast<double>(loop.draft_tokens) : 0.0);
+  header(out, "tessera_speculative_draft_seconds_total", "counter", "time the draft spent proposing");
+  line(out, "tessera_speculative_draft_seconds_total", loop.draft_seconds);
+  header(out, "tessera_last_step_seconds", "gauge",
+         "wall time of the latest step (kind=actual) and what the step-cost model predicted for it (kind=predicted, "
+         "0 until it has seen enough steps)");
+  out += "tessera_last_step_seconds{kind=\"actual\"} " + num(loop.last_step_seconds) + "\n";
+  out += "tessera_last_step_seconds{kind=\"predicted\"} " + num(loop.last_step_predicted) + "\n";
+  render_moe_load(out, loop.moe_expert_tokens);
   ttft_.render(out, "tessera_time_to_first_token_seconds", "time to first token");
   itl_.render(out, "tessera_inter_token_latency_seconds", "time between tokens of a sequence");
   latency_.render(out, "tessera_request_latency_seconds", "end-to-end request latency");

@@ -18,14 +18,14 @@ void validate_split(const ModelConfig& c, int tp, int pp, int64_t weight_block) 
     TESSERA_REQUIRE(tp % c.n_kv_heads == 0, ErrorKind::kInvalidInput, "tp = ", tp, " is not a multiple of the ",
                     c.n_kv_heads, " KV heads, so they cannot be replicated evenly");
   }
-  TESSERA_REQUIRE(c.ffn_dim % tp == 0, ErrorKind::kInvalidInput, "the FFN's ", c.ffn_dim,
+  TESSERA_REQUIRE(c.moe.enabled() || c.ffn_dim % tp == 0, ErrorKind::kInvalidInput, "the FFN's ", c.ffn_dim,
                   " hidden units do not split evenly over tp = ", tp);
   TESSERA_REQUIRE(c.vocab_size >= tp, ErrorKind::kInvalidInput, "vocabulary of ", c.vocab_size,
                   " is smaller than tp = ", tp);
   TESSERA_REQUIRE(c.n_layers >= pp, ErrorKind::kInvalidInput, "the model's ", c.n_layers,
                   " layers cannot fill pp = ", pp, " stages");
   if (weight_block > 1 && tp > 1) {
-    TESSERA_REQUIRE((c.ffn_dim / tp) % weight_block == 0 && (c.q_dim() / tp) % weight_block == 0,
+    TESSERA_REQUIRE((c.moe.enabled() || (c.ffn_dim / tp) % weight_block == 0) && (c.q_dim() / tp) % weight_block == 0,
                     ErrorKind::kInvalidInput, "with tp = ", tp, " the row-parallel slices (", c.ffn_dim / tp,
                     " FFN units, ", c.q_dim() / tp, " attention dims per rank) do not fall on the weights' ",
                     weight_block, "-element quantisation blocks");
@@ -57,6 +57,15 @@ ShardPlan make_shard_plan(const ModelConfig& c, const ShardSpec& s, int64_t weig
   const int64_t per = (c.vocab_size + s.tp - 1) / s.tp;
   p.vocab_begin = std::min<int64_t>(s.tp_rank * per, c.vocab_size);
   p.vocab_size = std::min<int64_t>(per, c.vocab_size - p.vocab_begin);
+  TESSERA_REQUIRE(s.ep >= 1 && s.ep_rank >= 0 && s.ep_rank < s.ep, ErrorKind::kInternal, "EP rank out of range");
+  if (c.moe.enabled()) {
+    TESSERA_REQUIRE(c.moe.n_experts % s.ep == 0, ErrorKind::kInvalidInput, "the model's ", c.moe.n_experts,
+                    " experts do not split evenly over ep = ", s.ep);
+    p.n_experts = c.moe.n_experts / s.ep;
+    p.expert_begin = s.ep_rank * p.n_experts;
+  } else {
+    TESSERA_REQUIRE(s.ep == 1, ErrorKind::kInvalidInput, "--ep ", s.ep, " needs a mixture-of-experts model; this one is dense");
+  }
   return p;
 }
 
@@ -68,6 +77,9 @@ std::string ShardPlan::describe() const {
      << spec.tp_rank << "/" << spec.tp << " q heads [" << q_head_begin << ", " << q_head_begin + n_q_heads
      << "), kv heads [" << kv_head_begin << ", " << kv_head_begin + n_kv_heads << "), ffn [" << ffn_begin << ", "
      << ffn_begin + ffn_size << "), vocab [" << vocab_begin << ", " << vocab_begin + vocab_size << ")";
+  if (n_experts > 0)
+    os << ", ep " << spec.ep_rank << "/" << spec.ep << " experts [" << expert_begin << ", " << expert_begin + n_experts
+       << ")";
   return os.str();
 }
 

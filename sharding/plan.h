@@ -10,6 +10,8 @@
 // KV head its query heads use (replicated across tp / n_kv_heads ranks).
 // Pipeline parallel: contiguous layer ranges, the first (n_layers % pp) stages one
 // layer longer.
+// Expert parallel (MoE models): EP rank r owns experts [r * E/ep, (r + 1) * E/ep),
+// whole (an expert's FFN is not split over TP); the dense-FFN checks do not apply.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +24,7 @@ namespace tessera {
 struct ShardSpec {
   int tp = 1, pp = 1;          // group sizes
   int tp_rank = 0, pp_rank = 0;
+  int ep = 1, ep_rank = 0;     // expert parallelism over the stage's ranks (MoE models)
 };
 
 struct ShardPlan {
@@ -31,6 +34,7 @@ struct ShardPlan {
   int64_t kv_head_begin = 0, n_kv_heads = 0;
   int64_t ffn_begin = 0, ffn_size = 0;      // FFN hidden units owned
   int64_t vocab_begin = 0, vocab_size = 0;  // vocabulary rows owned (embedding, LM head)
+  int64_t expert_begin = 0, n_experts = 0;  // MoE: whole experts owned (E / ep per EP rank)
 
   bool first_stage() const { return spec.pp_rank == 0; }
   bool last_stage() const { return spec.pp_rank == spec.pp - 1; }

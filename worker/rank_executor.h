@@ -32,7 +32,8 @@ class RankExecutor final : public rpc::StepExecutor {
   GroupCommunicators& comms_;
   std::string host_;
   // The model's TP and PP communicators, timed so steps report communication time.
-  std::unique_ptr<TimedCommunicator> tp_, pp_;
+  std::unique_ptr<TimedCommunicator> tp_, pp_, ep_;
+  std::unique_ptr<TimedCommunicator> cp_;  // the context-parallel ring (docs/CONTEXT_PARALLEL.md)
   std::unique_ptr<Worker> worker_;
   double collective_seconds_ = 0;  // cumulative, for stats
   uint64_t steps_ = 0;

@@ -42,6 +42,10 @@ struct SequenceStep {
   // from (after the same temperature / top-k / top-p). Empty: a deterministic draft
   // (q is one-hot on the proposed token: n-gram lookup, greedy drafts), still exact.
   std::vector<float> draft_probs;
+  // Context parallelism (model/cp_layout.h): the KV entries each CP rank holds before
+  // this step, in CP rank order (they add up to pos0); the block table then covers the
+  // longest shard instead of [0, pos0 + n). Empty without CP.
+  std::vector<int64_t> cp_kv_lens;
 };
 
 // Copy a fixed-state model's sequence state from slot src into slot dst.

@@ -1,7 +1,6 @@
 #include "worker/verify.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <limits>
 #include <numeric>
@@ -13,7 +12,6 @@ namespace tessera {
 
 namespace {
 
-std::atomic<bool> g_broken{false};
 
 // First index whose cumulative mass (index order) exceeds r; the last positive entry on
 // rounding errors.
@@ -29,9 +27,9 @@ int32_t draw_index(std::span<const float> w, double r) {
   return last;
 }
 
-bool accept(double px, double qx, uint64_t& rng) {
+bool accept(double px, double qx, uint64_t& rng, AcceptanceRule rule) {
   const double r = rng_next_f32(rng);
-  if (g_broken.load(std::memory_order_relaxed)) return true;  // p/q replaced by 1
+  if (rule == AcceptanceRule::kAcceptAll) return true;  // p/q replaced by 1
   if (qx <= 0) return px > 0;  // cannot happen for a token drawn from q
   return r < px / qx;          // probability min(1, p/q)
 }
@@ -48,8 +46,6 @@ void check_args(int64_t rows, std::span<const int32_t> draft, std::span<const fl
 }
 
 }  // namespace
-
-void set_broken_acceptance_for_tests(bool broken) { g_broken.store(broken); }
 
 bool verify_needs_full_rows(const SamplingParams& p) {
   if (p.temperature == 0.0f) return false;
@@ -132,7 +128,8 @@ std::vector<float> sampling_distribution(std::span<const float> logits, const Sa
 }
 
 VerifyOutcome verify_draft(std::span<const float> logits, int64_t vocab, std::span<const int32_t> draft,
-                           std::span<const float> q, const SamplingParams& params, uint64_t& rng) {
+                           std::span<const float> q, const SamplingParams& params, uint64_t& rng,
+                           AcceptanceRule rule) {
   TESSERA_REQUIRE(vocab > 0 && static_cast<int64_t>(logits.size()) % vocab == 0, ErrorKind::kInternal,
                   "verify: logits are not whole rows");
   const int64_t rows = static_cast<int64_t>(logits.size()) / vocab;
@@ -159,7 +156,7 @@ VerifyOutcome verify_draft(std::span<const float> logits, int64_t vocab, std::sp
     const int32_t x = draft[i];
     const float* qi = q.empty() ? nullptr : q.data() + static_cast<size_t>(i) * vocab;
     const double qx = qi != nullptr ? qi[x] : 1.0;
-    if (accept(p[x], qx, rng)) continue;
+    if (accept(p[x], qx, rng, rule)) continue;
     // Rejected: sample from norm(max(0, p - q)).
     std::vector<float> residual(p);
     double mass = 0;
@@ -211,8 +208,9 @@ float allreduce_f32(Communicator& c, float v, ReduceOp op) {
 
 VerifyOutcome verify_draft_sharded(std::span<float> local, int64_t cols, int64_t offset, int64_t vocab,
                                    std::span<const int32_t> draft, std::span<const float> q,
-                                   const SamplingParams& params, uint64_t& rng, Communicator* tp) {
-  if (tp == nullptr || tp->size() == 1) return verify_draft(local, vocab, draft, q, params, rng);
+                                   const SamplingParams& params, uint64_t& rng, Communicator* tp,
+                                   AcceptanceRule rule) {
+  if (tp == nullptr || tp->size() == 1) return verify_draft(local, vocab, draft, q, params, rng, rule);
   TESSERA_REQUIRE(!verify_needs_full_rows(params), ErrorKind::kInternal,
                   "verify_draft_sharded: top-k / top-p need the whole rows");
   TESSERA_REQUIRE(cols > 0 && static_cast<int64_t>(local.size()) % cols == 0, ErrorKind::kInternal,
@@ -260,7 +258,7 @@ VerifyOutcome verify_draft_sharded(std::span<float> local, int64_t cols, int64_t
     const float px = allreduce_f32(c, mine ? p[static_cast<size_t>(x - offset)] : 0.0f, ReduceOp::kSum);
     const float* qi = q.empty() ? nullptr : q.data() + static_cast<size_t>(i) * vocab;
     const double qx = qi != nullptr ? qi[x] : 1.0;
-    if (accept(px, qx, rng)) continue;
+    if (accept(px, qx, rng, rule)) continue;
     std::vector<float> residual(p.size());
     for (int64_t j = 0; j < cols; ++j) {
       const int64_t id = offset + j;
@@ -277,6 +275,33 @@ VerifyOutcome verify_draft_sharded(std::span<float> local, int64_t cols, int64_t
   std::span<float> p = row(k);
   to_probs(p);
   return finish(k, {sharded_draw(c, p, offset, rng_next_f32(rng)), 0.0f, {}});
+}
+
+void fill_verify_logprobs(std::span<const float> raw_rows, int64_t cols, int64_t offset,
+                          std::vector<SampleResult>& samples, Communicator* tp) {
+  const size_t n = samples.size();
+  TESSERA_REQUIRE(static_cast<int64_t>(raw_rows.size()) >= static_cast<int64_t>(n) * cols, ErrorKind::kInternal,
+                  "verify logprobs: ", raw_rows.size(), " logits for ", n, " rows of ", cols);
+  // Per row: the max, the partition sum after subtracting it, and the token's logit
+  // (from the rank that holds its id; 0 elsewhere), each reduced over the TP group.
+  std::vector<float> mx(n, -std::numeric_limits<float>::infinity()), sum(n, 0.0f), own(n, 0.0f);
+  for (size_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < cols; ++j) mx[i] = std::max(mx[i], raw_rows[i * static_cast<size_t>(cols) + j]);
+  const bool sharded = tp != nullptr && tp->size() > 1;
+  if (sharded) tp->allreduce(mx.data(), n, CommType::kF32, ReduceOp::kMax);
+  for (size_t i = 0; i < n; ++i) {
+    const float* row = raw_rows.data() + i * static_cast<size_t>(cols);
+    double s = 0;
+    for (int64_t j = 0; j < cols; ++j) s += std::exp(static_cast<double>(row[j] - mx[i]));
+    sum[i] = static_cast<float>(s);
+    const int64_t t = samples[i].token - offset;
+    if (t >= 0 && t < cols) own[i] = row[t] - mx[i];
+  }
+  if (sharded) {
+    tp->allreduce(sum.data(), n, CommType::kF32, ReduceOp::kSum);
+    tp->allreduce(own.data(), n, CommType::kF32, ReduceOp::kSum);
+  }
+  for (size_t i = 0; i < n; ++i) samples[i].logprob = own[i] - std::log(sum[i]);
 }
 
 }  // namespace tessera

@@ -30,6 +30,11 @@
 
 namespace tessera {
 
+// The acceptance rule. kAcceptAll replaces p/q by 1 (every draft token is accepted):
+// a deliberately broken rule that the distribution tests must detect, injected through
+// WorkerOptions::acceptance so that nothing process-wide changes.
+enum class AcceptanceRule { kExact, kAcceptAll };
+
 struct VerifyOutcome {
   int32_t accepted = 0;               // draft tokens accepted (0..K)
   int32_t extra_token = -1;           // the correction or the bonus token
@@ -42,7 +47,8 @@ std::vector<float> sampling_distribution(std::span<const float> logits, const Sa
 
 // Whole-vocabulary rows: logits [K + 1][vocab], draft [K], q [K][vocab] or empty.
 VerifyOutcome verify_draft(std::span<const float> logits, int64_t vocab, std::span<const int32_t> draft,
-                           std::span<const float> q, const SamplingParams& params, uint64_t& rng_state);
+                           std::span<const float> q, const SamplingParams& params, uint64_t& rng_state,
+                           AcceptanceRule rule = AcceptanceRule::kExact);
 
 // True when the vocab-parallel rule below cannot handle these parameters without the
 // whole rows (top-k / top-p with temperature > 0): the worker then gathers the K + 1
@@ -56,10 +62,14 @@ bool verify_needs_full_rows(const SamplingParams& params);
 // and on rejection one residual mass per rank (then the owner of the coin draws).
 VerifyOutcome verify_draft_sharded(std::span<float> local, int64_t local_cols, int64_t offset, int64_t vocab,
                                    std::span<const int32_t> draft, std::span<const float> q,
-                                   const SamplingParams& params, uint64_t& rng_state, Communicator* tp);
+                                   const SamplingParams& params, uint64_t& rng_state, Communicator* tp,
+                                   AcceptanceRule rule = AcceptanceRule::kExact);
 
-// Tests only: replace p/q by 1 (accept every draft token), the broken rule the
-// distribution test must detect. Process-wide.
-void set_broken_acceptance_for_tests(bool broken);
+// Fills samples[i].logprob = log p(token) under the temperature-1 softmax of row i
+// (what plain sampling reports for n_logprobs = 0), from the raw logits as the model
+// produced them: rows [>= samples.size()][cols] of this rank's vocabulary slice
+// starting at id offset. Under TP every rank calls it (three small all-reduces).
+void fill_verify_logprobs(std::span<const float> raw_rows, int64_t cols, int64_t offset,
+                          std::vector<SampleResult>& samples, Communicator* tp);
 
 }  // namespace tessera

@@ -16,9 +16,14 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }
 }  // namespace
 
+int64_t worker_kv_blocks(int64_t max_tokens, int64_t block_size, int cp) {
+  if (cp > 1) max_tokens = (max_tokens + cp - 1) / cp + block_size;
+  return (max_tokens + block_size - 1) / block_size;
+}
+
 Worker::Worker(const std::string& model_path, const WorkerOptions& options, const ShardSpec& spec,
                const ModelComms& comms)
-    : comms_(comms) {
+    : comms_(comms), acceptance_(options.acceptance) {
   TESSERA_REQUIRE(options.threads >= 1, ErrorKind::kInvalidInput, "--threads must be >= 1, got ", options.threads);
   TESSERA_REQUIRE(options.kv_block_size >= 1, ErrorKind::kInvalidInput, "KV block size must be >= 1");
   pool_ = std::make_unique<kernels::ThreadPool>(options.threads);
@@ -33,7 +38,7 @@ Worker::Worker(const std::string& model_path, const WorkerOptions& options, cons
   shape.n_kv_heads = model_->plan.n_kv_heads;
   shape.head_dim = c.head_dim;
   const int64_t max_tokens = options.max_kv_tokens > 0 ? options.max_kv_tokens : c.max_seq_len;
-  shape.n_blocks = options.kv_blocks > 0 ? options.kv_blocks : (max_tokens + shape.block_size - 1) / shape.block_size;
+  shape.n_blocks = options.kv_blocks > 0 ? options.kv_blocks : worker_kv_blocks(max_tokens, shape.block_size, cp_size());
   // A fixed-state model keeps its per-sequence state in slots (docs/RECURRENT_GEMMA.md):
   // no KV layers. Blocks stay the coordinator's position accounting (same arithmetic as
   // the coordinator's, so block ids agree); they cost no memory here.
@@ -74,6 +79,7 @@ StepResult Worker::run_step(const StepPlan& plan) {
                       ": KV block id ", b, " outside the pool of ", cache_->shape().n_blocks);
     batch.push_back({s.tokens, s.pos0, s.block_table, s.n_outputs});
     batch.back().state_slot = s.state_slot;
+    batch.back().cp_kv_lens = s.cp_kv_lens;
     n_out += s.n_outputs;
   }
   const int64_t cols = model_->model->logits_cols();
@@ -99,16 +105,20 @@ StepResult Worker::run_step(const StepPlan& plan) {
       TESSERA_REQUIRE(s.n_outputs == k + 1, ErrorKind::kInvalidInput, "sequence ", s.seq_id, ": ", k,
                       " draft tokens need n_outputs = ", k + 1, ", got ", s.n_outputs);
       std::span<float> rows(logits_.data() + row * cols, static_cast<size_t>((k + 1) * cols));
+      // The sharded rule overwrites its rows: keep the raw logits when logprobs are asked.
+      std::vector<float> raw;
+      if (s.sampling.n_logprobs >= 0) raw.assign(rows.begin(), rows.end());
       VerifyOutcome v;
       if (comms_.tp == nullptr || comms_.tp->size() == 1) {
-        v = verify_draft(rows, c.vocab_size, s.draft_tokens, s.draft_probs, s.sampling, out.rng_state);
+        v = verify_draft(rows, c.vocab_size, s.draft_tokens, s.draft_probs, s.sampling, out.rng_state, acceptance_);
       } else if (verify_needs_full_rows(s.sampling)) {  // top-k / top-p under TP: gather the K + 1 rows
         v = verify_draft(full_logits(row, k + 1), c.vocab_size, s.draft_tokens, s.draft_probs, s.sampling,
-                         out.rng_state);
+                         out.rng_state, acceptance_);
       } else {
         v = verify_draft_sharded(rows, cols, offset, c.vocab_size, s.draft_tokens, s.draft_probs, s.sampling,
-                                 out.rng_state, comms_.tp);
+                                 out.rng_state, comms_.tp, acceptance_);
       }
+      if (s.sampling.n_logprobs >= 0) fill_verify_logprobs(raw, cols, offset, v.samples, comms_.tp);
       out.accepted = v.accepted;
       out.extra_token = v.extra_token;
       out.samples = std::move(v.samples);

@@ -12,6 +12,7 @@
 #include "model/kv_cache.h"
 #include "model/loader.h"
 #include "worker/step.h"
+#include "worker/verify.h"
 
 namespace tessera {
 
@@ -25,8 +26,16 @@ struct WorkerOptions {
   int64_t kv_blocks = 0;      // 0: enough for max_kv_tokens
   int64_t max_kv_tokens = 0;  // 0: the model's context length
   bool int8_copy = false;     // requantise the dense matrices to Q8_0 (speculative self-draft)
+  // Speculative verify rule; kAcceptAll only for the tests that must catch a broken rule.
+  AcceptanceRule acceptance = AcceptanceRule::kExact;
   int64_t state_slots = kDefaultStateSlots;  // fixed-state families (RecurrentGemma): sequences in flight
 };
+
+// Blocks of a worker's KV pool for sequences of up to max_tokens positions: under
+// context parallelism (cp > 1) a rank holds about 1/C of them (model/cp_layout.h) plus
+// one block of slack for a ragged last chunk. The coordinator sizes its allocator with
+// the same function.
+int64_t worker_kv_blocks(int64_t max_tokens, int64_t block_size, int cp = 1);
 
 class Worker {
  public:
@@ -42,6 +51,9 @@ class Worker {
   const checkpoint::Checkpoint& checkpoint() const { return *model_->checkpoint; }
   uint64_t weight_bytes() const { return model_->weight_bytes; }
   uint64_t streamed_bytes() const { return model_->streamed_bytes; }
+  const DecoderModel& model() const { return *model_->model; }  // e.g. MoE load statistics
+  // Ranks of the context-parallel ring this worker is part of (1 without CP).
+  int cp_size() const { return comms_.cp != nullptr ? comms_.cp->size() : 1; }
 
   StepResult run_step(const StepPlan& plan);
   // Fixed-state families: copy sequence state slot src into dst (save / restore).
@@ -53,6 +65,7 @@ class Worker {
   std::vector<float> full_logits(int64_t row0, int64_t n_rows);
 
   ModelComms comms_;
+  AcceptanceRule acceptance_ = AcceptanceRule::kExact;
   std::unique_ptr<kernels::ThreadPool> pool_;
   std::unique_ptr<LoadedModel> model_;
   std::unique_ptr<KvCache> cache_;

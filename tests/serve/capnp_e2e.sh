@@ -93,8 +93,33 @@ grep -q 'finish: stop' "$WORK/stop_err" && [ "$(cat "$WORK/stopped")" = "$(cut -
   || fail "stop string: got '$(cat "$WORK/stopped")' ($(cat "$WORK/stop_err"))"
 "$CLIENT" --connect "$CAPNP" --stats >"$WORK/stats" || fail "stats"
 grep -Eq '^steps [1-9]' "$WORK/stats" && grep -Eq '^submitted [1-9]' "$WORK/stats" || fail "stats: $(cat "$WORK/stats")"
-"$CLIENT" --connect "$CAPNP" --models | grep -q "^$NAME context" || fail "models"
+"$CLIENT" --connect "$CAPNP" --models >"$WORK/models" || fail "models"
+grep -q "^$NAME context" "$WORK/models" || fail "models: $(cat "$WORK/models")"
 echo "chat, stop strings, stats and models answer"
+
+# ---- top logprobs and echo (prompt logprobs) equal the HTTP API's ----
+"$CLIENT" --connect "$CAPNP" --prompt "One day" --max-tokens 5 --show-tokens --top-logprobs 2 >/dev/null \
+  2>"$WORK/top_err" || fail "top logprobs: $(cat "$WORK/top_err")"
+"$CLIENT" --connect "$CAPNP" --prompt "Once upon a time" --max-tokens 0 --echo --top-logprobs 1 >/dev/null \
+  2>"$WORK/echo_err" || fail "echo: $(cat "$WORK/echo_err")"
+curl -s -H 'Content-Type: application/json' "http://127.0.0.1:$HTTP_PORT/v1/completions" \
+  --data-binary "{\"model\":\"$NAME\",\"prompt\":\"Once upon a time\",\"max_tokens\":0,\"echo\":true,\"logprobs\":1}" >"$WORK/echo_http"
+python3 - "$WORK/top_err" "$WORK/echo_err" "$WORK/echo_http" <<'PY' || fail "top logprobs / echo"
+import json, math, re, sys
+top = [l for l in open(sys.argv[1]) if l.startswith("[token ")]
+assert len(top) == 5, top
+for l in top:  # greedy: the most likely alternative is the token itself
+    m = re.match(r"\[token (\d+) logprob ([^\s\]]+) \| (\d+) (\S+) \| (\d+) ([^\s\]]+)\]", l)
+    assert m and m.group(1) == m.group(3) and float(m.group(2)) <= 0, l
+prompt = [re.match(r"\[prompt (\d+) logprob ([^\s\]]+)", l) for l in open(sys.argv[2]) if l.startswith("[prompt ")]
+http = json.load(open(sys.argv[3]))["choices"][0]["logprobs"]["token_logprobs"]
+assert len(prompt) == len(http) and len(prompt) >= 2, (len(prompt), len(http))
+assert math.isnan(float(prompt[0].group(2))) and http[0] is None
+for m, h in zip(prompt[1:], http[1:]):
+    assert abs(float(m.group(2)) - h) < 1e-4, (m.group(0), h)
+PY
+grep -q '^verify_passes 0' "$WORK/stats" || fail "stats: no speculative counters: $(cat "$WORK/stats")"
+echo "top logprobs and echo answer as over HTTP"
 
 # ---- API key ----
 kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true

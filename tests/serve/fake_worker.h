@@ -2,7 +2,8 @@
 // written through the step's block tables, and "samples" a token that hashes every
 // token of the sequence read back through the table. A wrong table, a clobbered shared
 // block or a mixed-up batch changes the output, so equality with a solo run proves the
-// bookkeeping right.
+// bookkeeping right. Speculative verify steps follow the greedy rule: draft tokens are
+// accepted while they equal the fake's next token, then one correction (or bonus).
 #pragma once
 
 #include <cstdint>
@@ -26,6 +27,22 @@ class FakeWorker {
       out.rng_state = s.rng_state;
       const int64_t n = static_cast<int64_t>(s.tokens.size());
       for (int64_t i = 0; i < n; ++i) slot(s, s.pos0 + i) = s.tokens[static_cast<size_t>(i)];
+      if (!s.draft_tokens.empty()) {  // greedy verify: accept while the draft equals the argmax
+        const int64_t k = static_cast<int64_t>(s.draft_tokens.size());
+        out.accepted = 0;
+        for (int64_t j = 0; j <= k; ++j) {
+          SampleResult sr;
+          sr.token = next_token(s, s.pos0 + n - k - 1 + j);
+          out.samples.push_back(sr);
+          if (j == k || sr.token != s.draft_tokens[static_cast<size_t>(j)]) {
+            out.extra_token = sr.token;
+            break;
+          }
+          ++out.accepted;
+        }
+        r.outputs.push_back(std::move(out));
+        continue;
+      }
       for (int64_t i = n - s.n_outputs; i < n; ++i) {
         const int32_t next = next_token(s, s.pos0 + i);
         SampleResult sr;
@@ -42,12 +59,21 @@ class FakeWorker {
 
   // The token after positions 0..pos of a sequence (reads back through the table).
   int32_t next_token(const SequenceStep& s, int64_t pos) {
-    uint64_t h = 1469598103934665603ull;
-    for (int64_t p = 0; p <= pos; ++p) h = (h ^ static_cast<uint64_t>(slot(s, p) + 7)) * 1099511628211ull;
-    return static_cast<int32_t>((h >> 17) % static_cast<uint64_t>(vocab_));
+    uint64_t h = kHashSeed;
+    for (int64_t p = 0; p <= pos; ++p) h = hash_step(h, slot(s, p));
+    return token_of(h);
+  }
+  // The same function of a plain token list (what a perfect draft would propose).
+  int32_t next_token(const std::vector<int32_t>& ctx) const {
+    uint64_t h = kHashSeed;
+    for (int32_t t : ctx) h = hash_step(h, t);
+    return token_of(h);
   }
 
  private:
+  static constexpr uint64_t kHashSeed = 1469598103934665603ull;
+  static uint64_t hash_step(uint64_t h, int32_t t) { return (h ^ static_cast<uint64_t>(t + 7)) * 1099511628211ull; }
+  int32_t token_of(uint64_t h) const { return static_cast<int32_t>((h >> 17) % static_cast<uint64_t>(vocab_)); }
   int32_t& slot(const SequenceStep& s, int64_t pos) {
     const int32_t block = s.block_table.at(static_cast<size_t>(pos / block_size_));
     return slots_.at(static_cast<size_t>(block * block_size_ + pos % block_size_));

@@ -9,6 +9,9 @@
 # usage: serve_e2e.sh TESSERA MODEL MODE LOAD_CLIENT
 set -euo pipefail
 TESSERA=$1 MODEL=$2 MODE=$3 LOAD=$4
+# Optional: extra flags for the main server, e.g. "--draft int8" (the whole suite then
+# runs with speculative decoding and also checks its usage and metrics).
+read -r -a EXTRA <<<"${5:-}"
 NAME=$(basename "$MODEL" .gguf)
 WORK=$(mktemp -d)
 PIDS=()
@@ -47,7 +50,9 @@ post() {  # post PATH JSON -> body in $WORK/out, status printed
 json() { python3 -c "import json,sys; d=json.load(open('$WORK/out')); print($1)"; }
 
 t0=$(date +%s)
-start_server "$WORK/server.log"
+# Alone, the step-time bound is on and binding (stories260K steps of ~20 tokens take ~0.7 ms here), so
+# the exactness checks below also cover time-sized prefill chunks and admission.
+if [ "$MODE" = mpi ]; then start_server "$WORK/server.log" "${EXTRA[@]}"; else start_server "$WORK/server.log" --max-step-ms 0.3 "${EXTRA[@]}"; fi
 URL="http://127.0.0.1:$PORT"
 echo "server ($MODE) up on port $PORT after $(( $(date +%s) - t0 )) s"
 
@@ -85,6 +90,37 @@ assert finish in ("stop", "length") and usage["completion_tokens"] > 0, (finish,
 PY
 done
 echo "greedy completions (plain and streamed) equal tessera generate"
+if [[ " ${EXTRA[*]} " == *" --draft "* ]]; then
+  # The last completion (64 tokens) was decoded speculatively: its usage says so.
+  body=$(python3 -c 'import json,sys; print(json.dumps({"model":sys.argv[1],"prompt":"Once upon a time","max_tokens":64,"temperature":0}))' "$NAME")
+  [ "$(post /v1/completions "$body")" = 200 ] || fail "speculative completion"
+  json 'd["usage"]["speculative"]["verify_passes"] > 0 and 0 <= d["usage"]["speculative"]["accepted_tokens"] <= d["usage"]["speculative"]["draft_tokens"]' |
+    grep -qx True || fail "usage.speculative missing or inconsistent: $(cat "$WORK/out")"
+  # (to a file first: grep -q closing the pipe early would fail curl under pipefail)
+  curl -sf "$URL/metrics" >"$WORK/spec_metrics" || fail "metrics"
+  grep -qE '^tessera_speculative_tokens_total\{kind="drafted"\} [1-9]' "$WORK/spec_metrics" || fail "no drafted tokens in /metrics"
+  # logprobs 0 decodes speculatively (the verify step reports the sampled token's
+  # logprob); logprobs 1 asks for alternatives, so it decodes plainly: same tokens, same
+  # logprobs.
+  for n in 0 1; do
+    [ "$(post /v1/completions "{\"model\":\"$NAME\",\"prompt\":\"Lily and Tom went to the park\",\"max_tokens\":24,\"temperature\":0,\"logprobs\":$n}")" = 200 ] ||
+      fail "logprobs $n: $(cat "$WORK/out")"
+    cp "$WORK/out" "$WORK/lp$n"
+  done
+  python3 - "$WORK/lp0" "$WORK/lp1" <<'PY' || fail "speculative logprobs differ from plain decoding's"
+import json, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:3])
+assert a["usage"].get("speculative", {}).get("verify_passes", 0) > 0, a["usage"]
+assert "speculative" not in b["usage"], b["usage"]
+ca, cb = a["choices"][0], b["choices"][0]
+assert ca["text"] == cb["text"], (ca["text"], cb["text"])
+la, lb = ca["logprobs"]["token_logprobs"], cb["logprobs"]["token_logprobs"]
+assert len(la) == len(lb) == 24, (len(la), len(lb))
+for x, y in zip(la, lb):
+    assert abs(x - y) <= 1e-4 * max(1.0, abs(y)), (x, y)
+PY
+  echo "speculative decoding (${EXTRA[*]}): usage and metrics report it"
+fi
 
 # ---- concurrent requests each equal their solo result ----
 cpids=()
@@ -202,6 +238,10 @@ for n in ["tessera_queue_depth", "tessera_sequences", "tessera_kv_blocks", "tess
     assert n in names, n
 PY
 grep -q 'tessera_errors_total{kind="invalid_request"} [1-9]' "$WORK/metrics" || fail "errors not counted"
+# Every rank's step time (4 ranks under mpiexec), each with some compute recorded.
+RANKS=$([ "$MODE" = mpi ] && echo 4 || echo 1)
+[ "$(grep -cE '^tessera_rank_step_seconds_total\{rank="[0-9]+",part="compute"\} [0-9.e+-]*[1-9]' "$WORK/metrics")" = "$RANKS" ] ||
+  fail "per-rank step times: want $RANKS ranks with compute time"
 echo "metrics parse"
 
 # ---- overload: a small queue answers 429 with Retry-After (single process only) ----

@@ -34,6 +34,16 @@ Worker& target() {
   return w;
 }
 
+// The same target with the deliberately broken acceptance rule (p/q replaced by 1).
+Worker& broken_target() {
+  static Worker w(kDir + "stories260K.bin", [] {
+    WorkerOptions o = small_options();
+    o.acceptance = AcceptanceRule::kAcceptAll;
+    return o;
+  }());
+  return w;
+}
+
 const std::vector<std::vector<int32_t>> kPrompts = {
     {1}, {1, 403, 407, 261, 378}, {1, 365, 372, 261, 1227 % 512, 268, 341}};
 
@@ -48,8 +58,9 @@ std::vector<int32_t> plain(const std::vector<int32_t>& prompt, const GenerateOpt
 }
 
 std::vector<int32_t> speculative(Draft& draft, SpeculativeOptions so, const std::vector<int32_t>& prompt,
-                                 const GenerateOptions& opt, SpeculativeStats* stats = nullptr) {
-  LocalStepRunner runner(target());
+                                 const GenerateOptions& opt, SpeculativeStats* stats = nullptr,
+                                 Worker& tgt = target()) {
+  LocalStepRunner runner(tgt);
   SpeculativeGenerator g(runner, draft, so);
   std::vector<int32_t> out;
   g.generate(prompt, opt, [&](int32_t id) {
@@ -137,17 +148,15 @@ TEST(Speculative, SampledTokensFollowTheTargetAndABrokenRuleIsCaught) {
   for (Draft* d : std::vector<Draft*>{&hot, &ngram}) {
     for (bool broken : {false, true}) {
       if (broken && d == &ngram) continue;  // n-gram proposals are too rare early on to expose it
-      set_broken_acceptance_for_tests(broken);
       SpeculativeStats total;
       const Histograms got = histograms(kSeeds, [&](uint64_t seed) {
         opt.seed = seed;
         SpeculativeStats st;
-        auto out = speculative(*d, {3}, prompt, opt, &st);
+        auto out = speculative(*d, {3}, prompt, opt, &st, broken ? broken_target() : target());
         total.drafted += st.drafted;
         total.accepted += st.accepted;
         return out;
       });
-      set_broken_acceptance_for_tests(false);
       bool any_rejects = false;
       for (int pos : kPositions) {
         const testing::ChiSquare c = testing::chi_square_two_sample(ref.at(pos), got.at(pos));
@@ -220,6 +229,50 @@ TEST(Speculative, KvOfAcceptedPositionsEqualsPlainDecoding) {
   for (size_t i = 0; i < after.outputs[0].logits.size(); ++i)
     ASSERT_NEAR(after.outputs[0].logits[i], plain_step.outputs[0].logits[i], 1e-4f) << "logit " << i;
   EXPECT_EQ(after.outputs[0].samples[0].token, g[4]);
+  alloc.release(a.block_table);
+  alloc.release(b.block_table);
+}
+
+TEST(Speculative, VerifyStepsReportTheSampledTokensLogprob) {
+  // n_logprobs = 0 on a verify step: each emitted token's logprob equals plain decoding's
+  // (the HTTP API's "logprobs": 0 and the Cap'n Proto API decode speculatively with it).
+  const std::vector<int32_t> prompt = {1, 403, 407, 261};
+  const int64_t L = static_cast<int64_t>(prompt.size());
+  Worker& w = target();
+  KvBlockAllocator alloc(w.kv_shape().n_blocks);
+  const int64_t bs = w.kv_shape().block_size;
+  SequenceStep a;
+  a.seq_id = 300;
+  a.tokens = prompt;
+  a.sampling.n_logprobs = 0;
+  ASSERT_TRUE(alloc.ensure(a.block_table, L + 8, bs));
+  std::vector<SampleResult> plain_samples = {w.run_step({1, {a}, {}}).outputs[0].samples[0]};
+  for (int i = 0; i < 6; ++i) {
+    a.tokens = {plain_samples.back().token};
+    a.pos0 = L + i;
+    plain_samples.push_back(w.run_step({2, {a}, {}}).outputs[0].samples[0]);
+  }
+  for (const auto& x : plain_samples) EXPECT_LT(x.logprob, 0.0f);
+  // Verify [g0 | g1 g2 g3 wrong]: 3 accepted, then the correction g4.
+  SequenceStep b = a;
+  b.seq_id = 400;
+  b.block_table.clear();
+  b.tokens = prompt;
+  b.pos0 = 0;
+  ASSERT_TRUE(alloc.ensure(b.block_table, L + 8, bs));
+  w.run_step({3, {b}, {}});
+  const int32_t wrong = (plain_samples[4].token + 1) % 512;
+  b.tokens = {plain_samples[0].token, plain_samples[1].token, plain_samples[2].token, plain_samples[3].token, wrong};
+  b.draft_tokens = {plain_samples[1].token, plain_samples[2].token, plain_samples[3].token, wrong};
+  b.pos0 = L;
+  b.n_outputs = 5;
+  const SequenceOutput v = w.run_step({4, {b}, {}}).outputs[0];
+  ASSERT_EQ(v.accepted, 3);
+  ASSERT_EQ(v.samples.size(), 4u);
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(v.samples[i].token, plain_samples[i + 1].token) << i;
+    EXPECT_NEAR(v.samples[i].logprob, plain_samples[i + 1].logprob, 1e-5) << i;
+  }
   alloc.release(a.block_table);
   alloc.release(b.block_table);
 }
