@@ -32,6 +32,8 @@ int32_t draw_from(std::span<const float> probs, float coin) {
 
 ModelDraft::ModelDraft(StepRunner& runner, std::string name)
     : runner_(runner), name_(std::move(name)), allocator_(runner.kv_blocks()) {
+  TESSERA_REQUIRE(!runner.config().fixed_state, ErrorKind::kUnsupported, name_, ": a ",
+                  runner.config().architecture, " (fixed-state) model cannot be a draft yet");
   seq_.seq_id = next_seq_id_++;
 }
 
@@ -158,11 +160,12 @@ std::unique_ptr<Draft> make_draft(const std::string& spec, const std::string& ta
 SpeculativeGenerator::SpeculativeGenerator(StepRunner& target, Draft& draft, SpeculativeOptions options)
     : target_(target), draft_(draft), options_(options), allocator_(target.kv_blocks()), k_(options.k) {
   TESSERA_REQUIRE(options.k >= 1, ErrorKind::kInvalidInput, "--draft-k must be >= 1, got ", options.k);
-  TESSERA_REQUIRE(!target.config().fixed_state, ErrorKind::kInvalidInput,
-                  "speculative decoding of a fixed-state model (RecurrentGemma) needs its recurrent state restored "
-                  "after rejections, which is not implemented yet: run it without --draft");
   TESSERA_REQUIRE(options.k_min >= 1 && options.k_min <= options.k_max, ErrorKind::kInvalidInput,
                   "adaptive K bounds must satisfy 1 <= min <= max");
+  // A fixed-state target uses slot 0 and keeps the state to roll back to in slot 1.
+  TESSERA_REQUIRE(!target.config().fixed_state || target.state_slots() >= 2, ErrorKind::kInvalidInput,
+                  "speculative decoding of ", target.config().architecture, " needs 2 state slots, the workers hold ",
+                  target.state_slots());
 }
 
 GenerateStats SpeculativeGenerator::generate(std::span<const int32_t> prompt, const GenerateOptions& options,
@@ -187,6 +190,12 @@ GenerateStats SpeculativeGenerator::generate(std::span<const int32_t> prompt, co
   seq.seq_id = next_seq_id_++;
   seq.sampling = options.sampling;
   seq.rng_state = options.seed != 0 ? options.seed : 0x9E3779B97F4A7C15ull;
+  // Fixed-state targets (RecurrentGemma): the sequence lives in slot 0; each verify step
+  // first saves it into slot 1 (the state before ctx.back()), and a rejection restores it
+  // and replays the accepted tokens (docs/RECURRENT_GEMMA.md).
+  const bool fixed_state = target_.config().fixed_state;
+  constexpr int32_t kSlot = 0, kSaved = 1;
+  if (fixed_state) seq.state_slot = kSlot;
   // The draft's RNG: its own stream, derived from the seed.
   uint64_t draft_rng = (seq.rng_state ^ 0xD1B54A32D192ED03ull) | 1;
   StepPlan plan;
@@ -238,6 +247,8 @@ GenerateStats SpeculativeGenerator::generate(std::span<const int32_t> prompt, co
     TESSERA_REQUIRE(allocator_.ensure(seq.block_table, len + kk, block_size), ErrorKind::kResource,
                     "KV cache full at position ", len + kk - 1);
     plan.sequences[0] = seq;
+    plan.state_copies.clear();
+    if (fixed_state) plan.state_copies.push_back({kSlot, kSaved});
     const auto t0 = Clock::now();
     StepResult r = target_.run_step(plan);
     stats_.target_seconds += seconds(t0, Clock::now());
@@ -252,6 +263,24 @@ GenerateStats SpeculativeGenerator::generate(std::span<const int32_t> prompt, co
         if (out.accepted == kk && kk == k_) k_ = std::min(k_ + 1, options_.k_max);
         else if (2 * out.accepted < kk) k_ = std::max(k_ - 1, options_.k_min);
       }
+    }
+    // Rejected tokens went into a fixed-state model's state: restore the saved state and
+    // replay ctx.back() and the accepted tokens (no outputs, the RNG does not move).
+    if (fixed_state && kk > 0 && out.accepted < kk) {
+      StepPlan replay;
+      replay.state_copies.push_back({kSaved, kSlot});
+      SequenceStep rs = seq;
+      rs.tokens.assign(1, ctx.back());
+      rs.tokens.insert(rs.tokens.end(), draft_tokens.begin(), draft_tokens.begin() + out.accepted);
+      rs.n_outputs = 0;
+      rs.return_logits = false;
+      rs.draft_tokens.clear();
+      rs.draft_probs.clear();
+      replay.sequences.push_back(std::move(rs));
+      const auto t1 = Clock::now();
+      const StepResult rr = target_.run_step(replay);
+      stats_.target_seconds += seconds(t1, Clock::now());
+      stats.forward_seconds += rr.forward_seconds;
     }
     // Emit the accepted draft tokens and the extra one; rejected positions are simply
     // beyond the new length (their K/V is overwritten by the next step).

@@ -156,6 +156,23 @@ TEST(RecurrentGemma, ChunkedPrefillEqualsOneShot) {
   for (size_t i = 0; i < one.size(); ++i) ASSERT_NEAR(last[i], one[i], 1e-5) << "logit " << i;
 }
 
+// A 700-token prompt in one step runs the chunked parallel scan (3 threads: 3 time
+// chunks) and the conv over whole chunks; feeding it one token per step runs the decode
+// paths (one scan step, the in-place ring). Both must give the same last logits.
+TEST(RecurrentGemma, LongPromptScanEqualsTokenByToken) {
+  std::vector<int32_t> ids(700);
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>(3 + (i * 7919) % 317);
+  Worker w(kDir, options(3));
+  const std::vector<float> one = step(w, ids, 0, 0);
+  std::vector<float> last;
+  for (size_t p = 0; p < ids.size(); ++p) last = step(w, std::span(ids).subspan(p, 1), static_cast<int64_t>(p), 1);
+  ASSERT_EQ(last.size(), one.size());
+  double max_abs = 0;
+  for (size_t i = 0; i < one.size(); ++i) max_abs = std::max(max_abs, std::fabs(double(last[i]) - one[i]));
+  EXPECT_LT(max_abs, 1e-4) << "scan vs step-by-step";
+  EXPECT_EQ(argmax(last), argmax(one));
+}
+
 // 100 greedy tokens in one go == 50, save the slot, clobber it with another sequence,
 // restore it, 50 more. The continuation's logits are bit-identical.
 TEST(RecurrentGemma, SavedStateContinuesExactly) {
