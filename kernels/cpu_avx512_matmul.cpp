@@ -70,44 +70,50 @@ void gemv_tile(const char* w0, int64_t rs, const float* x, int64_t xs, int64_t K
     for (int i = 0; i < R; ++i) out[t * R + i] = _mm512_reduce_add_ps(acc[t][i]);
 }
 
-template <DType T, int NT>
-void gemv_float_tokens(const WeightMatrix& w, const float* x, int64_t xs, float* y, int64_t ys,
-                       int64_t r0, int64_t r1) {
-  constexpr int R = 4;
-  const int64_t rs = row_stride(w);
-  const char* base = static_cast<const char*>(w.data);
-  float out[NT * R];
-  int64_t r = r0;
-  for (; r + R <= r1; r += R) {
-    gemv_tile<T, NT, R>(base + r * rs, rs, x, xs, w.cols, out);
-    for (int t = 0; t < NT; ++t)
-      for (int i = 0; i < R; ++i) y[t * ys + r + i] = out[t * R + i];
-  }
-  for (; r < r1; ++r) {
-    gemv_tile<T, NT, 1>(base + r * rs, rs, x, xs, w.cols, out);
-    for (int t = 0; t < NT; ++t) y[t * ys + r] = out[t];
+// Largest token chunk of one gemv_tile pass: R = 4 rows x 5 tokens is 20 accumulators
+// + 5 x vectors + 1 W vector of the 32 zmm.
+constexpr int kGemvMaxNt = 5;
+
+// Token chunk sizes for n tokens: the fewest chunks of <= kMax, balanced (5 = 5,
+// 6 = 3 + 3, 9 = 5 + 4), so each W vector is converted once per chunk.
+inline int next_chunk(int64_t left, int kMax) {
+  const int64_t chunks = (left + kMax - 1) / kMax;
+  return static_cast<int>((left + chunks - 1) / chunks);
+}
+
+// y[t*ys + i] = row i . x_t for R rows (w0, rs bytes apart) and all n tokens. The R
+// rows come from memory once: every token chunk after the first re-reads them from
+// L1/L2 (4 rows of 2048 f32 are 32 KiB), so a verify step of n tokens streams W once,
+// as a one-token decode step does.
+template <DType T, int R>
+void gemv_rows(const char* w0, int64_t rs, const float* x, int64_t n, int64_t xs, int64_t K, float* y,
+               int64_t ys) {
+  float out[kGemvMaxNt * R];
+  for (int64_t t = 0; t < n;) {
+    const int nt = next_chunk(n - t, kGemvMaxNt);
+    const float* xt = x + t * xs;
+    switch (nt) {
+      case 5: gemv_tile<T, 5, R>(w0, rs, xt, xs, K, out); break;
+      case 4: gemv_tile<T, 4, R>(w0, rs, xt, xs, K, out); break;
+      case 3: gemv_tile<T, 3, R>(w0, rs, xt, xs, K, out); break;
+      case 2: gemv_tile<T, 2, R>(w0, rs, xt, xs, K, out); break;
+      default: gemv_tile<T, 1, R>(w0, rs, xt, xs, K, out); break;
+    }
+    for (int j = 0; j < nt; ++j)
+      for (int i = 0; i < R; ++i) y[(t + j) * ys + i] = out[j * R + i];
+    t += nt;
   }
 }
 
 template <DType T>
 void gemv_float_t(const WeightMatrix& w, const float* x, int64_t n, int64_t xs, float* y,
                   int64_t ys, int64_t r0, int64_t r1) {
-  for (int64_t t = 0; t < n;) {
-    const int64_t left = n - t;
-    if (left >= 4) {
-      gemv_float_tokens<T, 4>(w, x + t * xs, xs, y + t * ys, ys, r0, r1);
-      t += 4;
-    } else if (left == 3) {
-      gemv_float_tokens<T, 3>(w, x + t * xs, xs, y + t * ys, ys, r0, r1);
-      t += 3;
-    } else if (left == 2) {
-      gemv_float_tokens<T, 2>(w, x + t * xs, xs, y + t * ys, ys, r0, r1);
-      t += 2;
-    } else {
-      gemv_float_tokens<T, 1>(w, x + t * xs, xs, y + t * ys, ys, r0, r1);
-      t += 1;
-    }
-  }
+  constexpr int R = 4;
+  const int64_t rs = row_stride(w);
+  const char* base = static_cast<const char*>(w.data);
+  int64_t r = r0;
+  for (; r + R <= r1; r += R) gemv_rows<T, R>(base + r * rs, rs, x, n, xs, w.cols, y + r, ys);
+  for (; r < r1; ++r) gemv_rows<T, 1>(base + r * rs, rs, x, n, xs, w.cols, y + r, ys);
 }
 
 // ---- block-quantised weights, int8 activations, VNNI ----
