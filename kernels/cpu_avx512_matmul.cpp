@@ -74,23 +74,28 @@ void gemv_tile(const char* w0, int64_t rs, const float* x, int64_t xs, int64_t K
 // + 5 x vectors + 1 W vector of the 32 zmm.
 constexpr int kGemvMaxNt = 5;
 
-// Token chunk sizes for n tokens: the fewest chunks of <= kMax, balanced (5 = 5,
-// 6 = 3 + 3, 9 = 5 + 4), so each W vector is converted once per chunk.
-inline int next_chunk(int64_t left, int kMax) {
-  const int64_t chunks = (left + kMax - 1) / kMax;
-  return static_cast<int>((left + chunks - 1) / chunks);
+// Token chunks for n tokens: the fewest chunks of <= kGemvMaxNt, balanced (5 = 5,
+// 6 = 3 + 3, 9 = 5 + 4), so each W vector is converted once per chunk. Computed once
+// per matmul (no divisions in the row loop). Returns the chunk count.
+constexpr int kGemvMaxChunks = 8;  // n <= 40; larger n never takes the GEMV
+inline int plan_chunks(int64_t n, int (&nt)[kGemvMaxChunks]) {
+  const int chunks = static_cast<int>((n + kGemvMaxNt - 1) / kGemvMaxNt);
+  // chunk c gets n / chunks tokens, the first n % chunks one more
+  for (int c = 0; c < chunks; ++c) nt[c] = static_cast<int>(n / chunks + (c < n % chunks ? 1 : 0));
+  return chunks;
 }
 
-// y[t*ys + i] = row i . x_t for R rows (w0, rs bytes apart) and all n tokens. The R
-// rows come from memory once: every token chunk after the first re-reads them from
-// L1/L2 (4 rows of 2048 f32 are 32 KiB), so a verify step of n tokens streams W once,
-// as a one-token decode step does.
+// y[t*ys + i] = row i . x_t for R rows (w0, rs bytes apart) and all tokens of the chunk
+// plan. The R rows come from memory once: every chunk after the first re-reads them
+// from L1/L2 (4 rows of 2048 f32 are 32 KiB), so a verify step of n tokens streams W
+// once, as a one-token decode step does.
 template <DType T, int R>
-void gemv_rows(const char* w0, int64_t rs, const float* x, int64_t n, int64_t xs, int64_t K, float* y,
-               int64_t ys) {
+void gemv_rows(const char* w0, int64_t rs, const float* x, const int* nts, int chunks, int64_t xs, int64_t K,
+               float* y, int64_t ys) {
   float out[kGemvMaxNt * R];
-  for (int64_t t = 0; t < n;) {
-    const int nt = next_chunk(n - t, kGemvMaxNt);
+  int64_t t = 0;
+  for (int c = 0; c < chunks; ++c) {
+    const int nt = nts[c];
     const float* xt = x + t * xs;
     switch (nt) {
       case 5: gemv_tile<T, 5, R>(w0, rs, xt, xs, K, out); break;
@@ -111,9 +116,16 @@ void gemv_float_t(const WeightMatrix& w, const float* x, int64_t n, int64_t xs, 
   constexpr int R = 4;
   const int64_t rs = row_stride(w);
   const char* base = static_cast<const char*>(w.data);
-  int64_t r = r0;
-  for (; r + R <= r1; r += R) gemv_rows<T, R>(base + r * rs, rs, x, n, xs, w.cols, y + r, ys);
-  for (; r < r1; ++r) gemv_rows<T, 1>(base + r * rs, rs, x, n, xs, w.cols, y + r, ys);
+  int nts[kGemvMaxChunks];
+  for (int64_t t0 = 0; t0 < n; t0 += kGemvMaxNt * kGemvMaxChunks) {  // one pass for n <= 40
+    const int64_t nn = n - t0 < kGemvMaxNt * kGemvMaxChunks ? n - t0 : kGemvMaxNt * kGemvMaxChunks;
+    const int chunks = plan_chunks(nn, nts);
+    const float* xt = x + t0 * xs;
+    float* yt = y + t0 * ys;
+    int64_t r = r0;
+    for (; r + R <= r1; r += R) gemv_rows<T, R>(base + r * rs, rs, xt, nts, chunks, xs, w.cols, yt + r, ys);
+    for (; r < r1; ++r) gemv_rows<T, 1>(base + r * rs, rs, xt, nts, chunks, xs, w.cols, yt + r, ys);
+  }
 }
 
 // ---- block-quantised weights, int8 activations, VNNI ----
