@@ -3,6 +3,7 @@
 //   fma_peak    register-only AVX-512 FMA loop, 1 and 2 threads (the GEMM ceiling)
 //   gemv/*      matmul n = 1, weights rotated over >= 1 GiB of copies so that nothing is
 //               served from the 480 MiB L3; bytes/s counts weight bytes
+//   small_m/*   matmul n = 1, 2, 5, 9, 16 (speculative verify), weights rotated as gemv/*
 //   gemm/*      matmul n = 64 / 128, FLOP/s = 2 n rows cols
 //   attention   decode (n_q = 1) over a long context; bytes/s counts K + V bytes
 // Common flags: --benchmark_min_time=0.5 --benchmark_repetitions=3
@@ -14,8 +15,10 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "kernels/cpu_features.h"
@@ -190,6 +193,50 @@ GEMV_BENCH(Q4_0_11008x4096, DType::kQ4_0, 11008, 4096)
 GEMV_BENCH(Q4_1_11008x4096, DType::kQ4_1, 11008, 4096)
 GEMV_BENCH(Q8_0_4096x11008, DType::kQ8_0, 4096, 11008)
 GEMV_BENCH(Q4_0_4096x11008, DType::kQ4_0, 4096, 11008)
+
+// Small-M matmul (speculative verify steps, small decode batches; docs/SPECULATIVE.md):
+// M = range(0) activation rows against one weight matrix, weights rotated over >= 1 GiB
+// of copies as in gemv/*. bytes/s counts weight bytes once per call, so a kernel that
+// streams W once for all M rows keeps the M = 1 rate while it stays memory-bound.
+void small_m(benchmark::State& state, DType t, int64_t rows, int64_t cols) {
+  const int64_t m = state.range(0);
+  // One set per (dtype, shape), shared by the M cases: building 1 GiB costs seconds.
+  static std::unique_ptr<WeightSet> cached;
+  static std::tuple<DType, int64_t, int64_t> key{};
+  if (!cached || key != std::make_tuple(t, rows, cols)) {
+    cached.reset();
+    cached = std::make_unique<WeightSet>(t, rows, cols, kGiB);
+    key = {t, rows, cols};
+  }
+  const WeightSet& ws = *cached;
+  ThreadPool pool(kThreads);
+  const auto x = rand_floats(m * cols, 2);
+  std::vector<float> y(m * rows);
+  size_t i = 0;
+  for (auto _ : state) {
+    const WeightMatrix w{t, rows, cols, ws.copies[i].data(), 0};
+    matmul(pool, w, x.data(), m, y.data());
+    i = (i + 1) % ws.copies.size();
+  }
+  benchmark::DoNotOptimize(y.data());
+  state.SetBytesProcessed(state.iterations() * dtype_row_bytes(t, cols) * rows);
+}
+
+#define SMALL_M_BENCH(name, dtype, rows, cols)                                                 \
+  void BM_small_m_##name(benchmark::State& s) { small_m(s, dtype, rows, cols); }               \
+  BENCHMARK(BM_small_m_##name)->Arg(1)->Arg(2)->Arg(5)->Arg(9)->Arg(16)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+// SmolLM2-135M's MLP shape (1536 x 576 up/gate, 576 x 1536 down) and a 2048 x 2048 one.
+SMALL_M_BENCH(F32_576x1536, DType::kF32, 576, 1536)
+SMALL_M_BENCH(F16_576x1536, DType::kF16, 576, 1536)
+SMALL_M_BENCH(BF16_576x1536, DType::kBF16, 576, 1536)
+SMALL_M_BENCH(Q8_0_576x1536, DType::kQ8_0, 576, 1536)
+SMALL_M_BENCH(Q4_0_576x1536, DType::kQ4_0, 576, 1536)
+SMALL_M_BENCH(F32_2048x2048, DType::kF32, 2048, 2048)
+SMALL_M_BENCH(F16_2048x2048, DType::kF16, 2048, 2048)
+SMALL_M_BENCH(BF16_2048x2048, DType::kBF16, 2048, 2048)
+SMALL_M_BENCH(Q8_0_2048x2048, DType::kQ8_0, 2048, 2048)
+SMALL_M_BENCH(Q4_0_2048x2048, DType::kQ4_0, 2048, 2048)
 
 // The same GEMV on one L2-resident matrix (512 x 4096): the kernel's compute rate, to
 // tell compute-bound from memory-bound (compare with the gemv/* rows above and membw).

@@ -63,31 +63,35 @@ void gemv_tile(const char* w0, int64_t rs, const float* x, int64_t xs, int64_t K
   }
 }
 
-template <DType T, int NT>
-void gemv_float_tokens(const WeightMatrix& w, const float* x, int64_t xs, float* y, int64_t ys,
-                       int64_t r0, int64_t r1) {
-  constexpr int R = 4;
-  const int64_t rs = row_stride(w);
-  const char* base = static_cast<const char*>(w.data);
-  float out[NT * R];
-  int64_t r = r0;
-  for (; r + R <= r1; r += R) {
-    gemv_tile<T, NT, R>(base + r * rs, rs, x, xs, w.cols, out);
-    for (int t = 0; t < NT; ++t)
-      for (int i = 0; i < R; ++i) y[t * ys + r + i] = out[t * R + i];
+// y[t*ys + i] = row i . x_t for R rows (w0, rs bytes apart) and all n tokens, two at a
+// time (R = 4 rows x 2 tokens: 8 accumulators + 2 x + 1 W of the 16 ymm). The rows
+// come from memory once and are re-read from L1/L2 for every later token pair, so a
+// verify step of n tokens streams W once, as a one-token decode step does.
+template <DType T, int R>
+void gemv_rows(const char* w0, int64_t rs, const float* x, int64_t n, int64_t xs, int64_t K, float* y,
+               int64_t ys) {
+  float out[2 * R];
+  int64_t t = 0;
+  for (; t + 2 <= n; t += 2) {
+    gemv_tile<T, 2, R>(w0, rs, x + t * xs, xs, K, out);
+    for (int j = 0; j < 2; ++j)
+      for (int i = 0; i < R; ++i) y[(t + j) * ys + i] = out[j * R + i];
   }
-  for (; r < r1; ++r) {
-    gemv_tile<T, NT, 1>(base + r * rs, rs, x, xs, w.cols, out);
-    for (int t = 0; t < NT; ++t) y[t * ys + r] = out[t];
+  if (t < n) {
+    gemv_tile<T, 1, R>(w0, rs, x + t * xs, xs, K, out);
+    for (int i = 0; i < R; ++i) y[t * ys + i] = out[i];
   }
 }
 
 template <DType T>
 void gemv_float_t(const WeightMatrix& w, const float* x, int64_t n, int64_t xs, float* y,
                   int64_t ys, int64_t r0, int64_t r1) {
-  int64_t t = 0;
-  for (; t + 2 <= n; t += 2) gemv_float_tokens<T, 2>(w, x + t * xs, xs, y + t * ys, ys, r0, r1);
-  if (t < n) gemv_float_tokens<T, 1>(w, x + t * xs, xs, y + t * ys, ys, r0, r1);
+  constexpr int R = 4;
+  const int64_t rs = row_stride(w);
+  const char* base = static_cast<const char*>(w.data);
+  int64_t r = r0;
+  for (; r + R <= r1; r += R) gemv_rows<T, R>(base + r * rs, rs, x, n, xs, w.cols, y + r, ys);
+  for (; r < r1; ++r) gemv_rows<T, 1>(base + r * rs, rs, x, n, xs, w.cols, y + r, ys);
 }
 
 template <DType T> struct QBlock;

@@ -70,43 +70,61 @@ void gemv_tile(const char* w0, int64_t rs, const float* x, int64_t xs, int64_t K
     for (int i = 0; i < R; ++i) out[t * R + i] = _mm512_reduce_add_ps(acc[t][i]);
 }
 
-template <DType T, int NT>
-void gemv_float_tokens(const WeightMatrix& w, const float* x, int64_t xs, float* y, int64_t ys,
-                       int64_t r0, int64_t r1) {
-  constexpr int R = 4;
-  const int64_t rs = row_stride(w);
-  const char* base = static_cast<const char*>(w.data);
-  float out[NT * R];
-  int64_t r = r0;
-  for (; r + R <= r1; r += R) {
-    gemv_tile<T, NT, R>(base + r * rs, rs, x, xs, w.cols, out);
-    for (int t = 0; t < NT; ++t)
-      for (int i = 0; i < R; ++i) y[t * ys + r + i] = out[t * R + i];
-  }
-  for (; r < r1; ++r) {
-    gemv_tile<T, NT, 1>(base + r * rs, rs, x, xs, w.cols, out);
-    for (int t = 0; t < NT; ++t) y[t * ys + r] = out[t];
+// Largest token chunk of one gemv_tile pass: R = 4 rows x 5 tokens is 20 accumulators
+// + 5 x vectors + 1 W vector of the 32 zmm.
+constexpr int kGemvMaxNt = 5;
+
+// Token chunks for n tokens: the fewest chunks of <= kGemvMaxNt, balanced (5 = 5,
+// 6 = 3 + 3, 9 = 5 + 4), so each W vector is converted once per chunk. Computed once
+// per matmul (no divisions in the row loop). Returns the chunk count.
+constexpr int kGemvMaxChunks = 8;  // n <= 40; larger n never takes the GEMV
+inline int plan_chunks(int64_t n, int (&nt)[kGemvMaxChunks]) {
+  const int chunks = static_cast<int>((n + kGemvMaxNt - 1) / kGemvMaxNt);
+  // chunk c gets n / chunks tokens, the first n % chunks one more
+  for (int c = 0; c < chunks; ++c) nt[c] = static_cast<int>(n / chunks + (c < n % chunks ? 1 : 0));
+  return chunks;
+}
+
+// y[t*ys + i] = row i . x_t for R rows (w0, rs bytes apart) and all tokens of the chunk
+// plan. The R rows come from memory once: every chunk after the first re-reads them
+// from L1/L2 (4 rows of 2048 f32 are 32 KiB), so a verify step of n tokens streams W
+// once, as a one-token decode step does.
+template <DType T, int R>
+void gemv_rows(const char* w0, int64_t rs, const float* x, const int* nts, int chunks, int64_t xs, int64_t K,
+               float* y, int64_t ys) {
+  float out[kGemvMaxNt * R];
+  int64_t t = 0;
+  for (int c = 0; c < chunks; ++c) {
+    const int nt = nts[c];
+    const float* xt = x + t * xs;
+    switch (nt) {
+      case 5: gemv_tile<T, 5, R>(w0, rs, xt, xs, K, out); break;
+      case 4: gemv_tile<T, 4, R>(w0, rs, xt, xs, K, out); break;
+      case 3: gemv_tile<T, 3, R>(w0, rs, xt, xs, K, out); break;
+      case 2: gemv_tile<T, 2, R>(w0, rs, xt, xs, K, out); break;
+      default: gemv_tile<T, 1, R>(w0, rs, xt, xs, K, out); break;
+    }
+    for (int j = 0; j < nt; ++j)
+      for (int i = 0; i < R; ++i) y[(t + j) * ys + i] = out[j * R + i];
+    t += nt;
   }
 }
 
 template <DType T>
 void gemv_float_t(const WeightMatrix& w, const float* x, int64_t n, int64_t xs, float* y,
                   int64_t ys, int64_t r0, int64_t r1) {
-  for (int64_t t = 0; t < n;) {
-    const int64_t left = n - t;
-    if (left >= 4) {
-      gemv_float_tokens<T, 4>(w, x + t * xs, xs, y + t * ys, ys, r0, r1);
-      t += 4;
-    } else if (left == 3) {
-      gemv_float_tokens<T, 3>(w, x + t * xs, xs, y + t * ys, ys, r0, r1);
-      t += 3;
-    } else if (left == 2) {
-      gemv_float_tokens<T, 2>(w, x + t * xs, xs, y + t * ys, ys, r0, r1);
-      t += 2;
-    } else {
-      gemv_float_tokens<T, 1>(w, x + t * xs, xs, y + t * ys, ys, r0, r1);
-      t += 1;
-    }
+  constexpr int R = 4;
+  const int64_t rs = row_stride(w);
+  const char* base = static_cast<const char*>(w.data);
+  int nts[kGemvMaxChunks];
+  for (int64_t t0 = 0; t0 < n; t0 += kGemvMaxNt * kGemvMaxChunks) {  // one pass for n <= 40
+    const int64_t nn = n - t0 < kGemvMaxNt * kGemvMaxChunks ? n - t0 : kGemvMaxNt * kGemvMaxChunks;
+    const int chunks = plan_chunks(nn, nts);
+    const float* xt = x + t0 * xs;
+    float* yt = y + t0 * ys;
+    int64_t r = r0;
+    for (; r + R <= r1; r += R) gemv_rows<T, R>(base + r * rs, rs, xt, nts, chunks, xs, w.cols, yt + r, ys);
+    for (; r < r1; ++r) gemv_rows<T, 1>(base + r * rs, rs, xt, nts, chunks, xs, w.cols, yt + r, ys);
   }
 }
 
@@ -314,6 +332,64 @@ void q4_gemv_tile(const char* w0, int64_t rs, const QActPair* x, int64_t nb, flo
   for (int i = 0; i < 4; ++i) y[i] = _mm512_reduce_add_ps(acc[i]) + (m[2 * i] + m[2 * i + 1]);
 }
 
+// Decode (one token) on Q8_0, 4 rows: the same scale gathering as q4_gemv_step. Per
+// row and block pair the generic step spends a second vpermt2w (the scales), a
+// vcvtph2ps and a vmulps on the scales; here the 8 scales of the 4 rows (d0 in word 0,
+// d1 in word 17 of each row's first 64 bytes) are gathered with two vpermt2w, converted
+// and multiplied by (d_x0, d_x1) once, then spread per row with vpermps.
+template <bool kHas1>
+__attribute__((always_inline)) inline void q8_gemv_step(const BlockQ8_0* const* rows, const QActPair& a,
+                                                        int64_t p, int64_t pf, __m512 (&acc)[4]) {
+  __m512i lo[4], hi[4];
+  for (int i = 0; i < 4; ++i) {
+    const BlockQ8_0* b = rows[i] + 2 * p;
+    _mm_prefetch(reinterpret_cast<const char*>(b) + pf, _MM_HINT_T0);
+    // lo = bytes 0..63 of the pair (d0, qs0, d1, qs1[0..29]); hi = block 1 (d1, qs1).
+    lo[i] = kHas1 ? _mm512_loadu_si512(b) : _mm512_maskz_loadu_epi16(0x1ffff, b);
+    hi[i] = kHas1 ? _mm512_maskz_loadu_epi16(0x1ffff, b + 1) : _mm512_setzero_si512();
+  }
+  // r0d0 r0d1 r1d0 r1d1 | r2d0 r2d1 r3d0 r3d1 (a missing block 1 reads as 0 from word 17)
+  const __m512i i01 = words(W32<0, 17, 32, 49, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                0, 0, 0, 0, 0, 0, 0>{});
+  const __m512i s01 = _mm512_permutex2var_epi16(lo[0], i01, lo[1]);
+  const __m512i s23 = _mm512_permutex2var_epi16(lo[2], i01, lo[3]);
+  const __m512i iall = words(W32<0, 1, 2, 3, 32, 33, 34, 35, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                 0, 0, 0, 0, 0, 0, 0>{});
+  const __m512i sall = _mm512_permutex2var_epi16(s01, iall, s23);
+  // x scales (dx0, dx1) repeated: a Q8_0 QActPair holds dx0 in lanes 0-7, dx1 in 8-15.
+  const __m512 dxv = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 8, 0, 8, 0, 8, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0),
+                                           _mm512_load_ps(a.d));
+  const __m256 dd = _mm256_mul_ps(_mm256_cvtph_ps(_mm512_castsi512_si128(sall)), _mm512_castps512_ps256(dxv));
+  const __m512 ddz = _mm512_castps256_ps512(dd);
+  const __m512i xq = _mm512_load_si512(a.q);
+  const __m512i corr = _mm512_load_si512(a.corr);
+  const __m512i qi = words(W32<1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 33, 34, 35, 36, 37, 38, 39,
+                               40, 41, 42, 43, 44, 45, 46, 47, 48>{});
+  for (int i = 0; i < 4; ++i) {
+    const __m512i wq = _mm512_xor_si512(_mm512_permutex2var_epi16(lo[i], qi, hi[i]),
+                                        _mm512_set1_epi8(static_cast<char>(0x80)));
+    // lanes 0-7: block 0 (element 2i of dd), lanes 8-15: block 1 (element 2i+1)
+    const __m512i li = _mm512_setr_epi32(2 * i, 2 * i, 2 * i, 2 * i, 2 * i, 2 * i, 2 * i, 2 * i, 2 * i + 1,
+                                         2 * i + 1, 2 * i + 1, 2 * i + 1, 2 * i + 1, 2 * i + 1, 2 * i + 1, 2 * i + 1);
+    const __m512 sc = _mm512_permutexvar_ps(li, ddz);
+    acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(corr, wq, xq)), sc, acc[i]);
+  }
+}
+
+void q8_gemv_tile(const char* w0, int64_t rs, const QActPair* x, int64_t nb, float* y) {
+  const BlockQ8_0* rows[4];
+  for (int i = 0; i < 4; ++i) rows[i] = reinterpret_cast<const BlockQ8_0*>(w0 + i * rs);
+  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  const int64_t full = nb / 2;
+  for (int64_t p = 0; p < full; ++p) q8_gemv_step<true>(rows, x[p], p, 4 * rs, acc);
+  if (nb & 1) {
+    __m512 tail[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    q8_gemv_step<false>(rows, x[full], full, 4 * rs, tail);
+    for (int i = 0; i < 4; ++i) acc[i] = _mm512_add_ps(acc[i], tail[i]);
+  }
+  for (int i = 0; i < 4; ++i) y[i] = _mm512_reduce_add_ps(acc[i]);
+}
+
 template <DType T, int MR>
 void qtile_nt(int nt, const char* w0, int64_t rs, const QActPair* x, int64_t xstride, int64_t nb,
               float* y, int64_t ys) {
@@ -336,8 +412,10 @@ void qgemm_t(const WeightMatrix& w, const QActPair* xq, int64_t n, float* y, int
   const int64_t np = qact_pairs(w.cols);
   const char* base = static_cast<const char*>(w.data);
   int64_t rstart = r0;
-  if constexpr (T != DType::kQ8_0) {
-    if (n == 1) {
+  if (n == 1) {
+    if constexpr (T == DType::kQ8_0) {
+      for (; rstart + 4 <= r1; rstart += 4) q8_gemv_tile(base + rstart * rs, rs, xq, nb, y + rstart);
+    } else {
       for (; rstart + 4 <= r1; rstart += 4) q4_gemv_tile<T>(base + rstart * rs, rs, xq, nb, y + rstart);
     }
   }

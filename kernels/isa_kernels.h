@@ -45,7 +45,7 @@ constexpr int64_t kGemmTokens = 32;  // tokens per packed x group (lanes of 2 zm
 constexpr int64_t kGemmKc = 512;     // K block: W tile rows are kGemmKc floats apart
 constexpr int64_t kGemmMaxMr = 12;   // W rows per micro-tile
 // Decode-style kernels below this many tokens; packed GEMM from here on.
-constexpr int64_t kGemmMinTokens = 8;
+constexpr int64_t kGemmMinTokens = 17;
 
 // Attention: KV is processed in chunks of at most kAttnChunk tokens; a task holds
 // (t1 - t0) * group query rows, at most kAttnMaxRows.
