@@ -1,6 +1,7 @@
 // cp_bench: prefill of one long random prompt over a context-parallel ring (not part of
 // ctest; docs/CONTEXT_PARALLEL.md and docs/BENCHMARKS.md have the commands and results).
 //   mpiexec -n C cp_bench --model M.gguf --cp C --tokens 8192,16384 [--chunk K] [--threads T]
+//                         [--kv-block-size B] [--tp T]
 // Every rank runs the same coordinator code in lockstep (as in tests/cp). Per prompt
 // length it prints one line: prefill wall time, per-rank peak RSS and KV pool, attention
 // pairs per rank (balance), attention GFLOP/s on the ring, the ring's exposed wait, and the
@@ -73,7 +74,7 @@ int main(int argc, char** argv) {
   MpiContext mpi(&argc, &argv);
   std::string model;
   std::vector<int64_t> lengths{8192};
-  int64_t chunk = 0, threads = 1;
+  int64_t chunk = 0, threads = 1, block = 16;
   int cp = mpi.world_size(), tp = 1;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
@@ -81,6 +82,7 @@ int main(int argc, char** argv) {
     else if (k == "--tokens") lengths = parse_list(v);
     else if (k == "--chunk") chunk = std::stoll(v);
     else if (k == "--threads") threads = std::stoll(v);
+    else if (k == "--kv-block-size") block = std::stoll(v);
     else if (k == "--tp") tp = std::stoi(v);
     else if (k == "--cp") cp = std::stoi(v);
   }
@@ -90,6 +92,7 @@ int main(int argc, char** argv) {
   const int64_t longest = *std::max_element(lengths.begin(), lengths.end());
   WorkerOptions o;
   o.threads = static_cast<int>(threads);
+  o.kv_block_size = block;
   o.max_kv_tokens = longest + 64;
   ShardSpec spec;
   spec.tp = tp;
@@ -103,8 +106,9 @@ int main(int argc, char** argv) {
   const int rank = mpi.world_rank(), world = mpi.world_size();
   const ModelConfig& c = worker.config();
   if (rank == 0)
-    std::printf("model %s: %s\ncp %d tp %d, %lld threads per rank, chunk %lld\n", model.c_str(), c.summary().c_str(),
-                cp, tp, static_cast<long long>(threads), static_cast<long long>(chunk));
+    std::printf("model %s: %s\ncp %d tp %d, %lld threads per rank, chunk %lld, KV block %lld\n", model.c_str(),
+                c.summary().c_str(), cp, tp, static_cast<long long>(threads), static_cast<long long>(chunk),
+                static_cast<long long>(block));
   for (const int64_t n : lengths) {
     std::mt19937 rng(static_cast<uint32_t>(n));
     std::vector<int32_t> prompt(static_cast<size_t>(n));

@@ -39,6 +39,8 @@ std::vector<std::vector<int32_t>> generate_batch(StepRunner& runner, KvBlockAllo
   TESSERA_REQUIRE(o.micro_batches >= 1, ErrorKind::kInvalidInput, "micro-batches must be >= 1");
   TESSERA_REQUIRE(o.max_new_tokens >= 1, ErrorKind::kInvalidInput, "max new tokens must be >= 1");
   const int64_t block_size = runner.kv_block_size();
+  TESSERA_REQUIRE(runner.cp_size() == 1, ErrorKind::kUnsupported, "batch generation does not run over a "
+                  "context-parallel ring (cp = ", runner.cp_size(), ") yet: use the serving scheduler");
   std::vector<MicroBatch> mbs(static_cast<size_t>(std::min<size_t>(o.micro_batches, prompts.size())));
   for (size_t i = 0; i < prompts.size(); ++i) {
     TESSERA_REQUIRE(!prompts[i].empty(), ErrorKind::kInvalidInput, "prompt ", i, " is empty");

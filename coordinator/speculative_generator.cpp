@@ -160,6 +160,9 @@ SpeculativeGenerator::SpeculativeGenerator(StepRunner& target, Draft& draft, Spe
   TESSERA_REQUIRE(options.k >= 1, ErrorKind::kInvalidInput, "--draft-k must be >= 1, got ", options.k);
   TESSERA_REQUIRE(options.k_min >= 1 && options.k_min <= options.k_max, ErrorKind::kInvalidInput,
                   "adaptive K bounds must satisfy 1 <= min <= max");
+  // Rolling back rejected draft tokens would have to undo their CP placement too.
+  TESSERA_REQUIRE(target.cp_size() == 1, ErrorKind::kUnsupported,
+                  "speculative decoding does not run over a context-parallel ring (cp = ", target.cp_size(), ") yet");
 }
 
 GenerateStats SpeculativeGenerator::generate(std::span<const int32_t> prompt, const GenerateOptions& options,
