@@ -1,12 +1,14 @@
 // cp_bench: prefill of one long random prompt over a context-parallel ring (not part of
 // ctest; docs/CONTEXT_PARALLEL.md and docs/BENCHMARKS.md have the commands and results).
 //   mpiexec -n C cp_bench --model M.gguf --cp C --tokens 8192,16384 [--chunk K] [--threads T]
+//                         [--kv-block-size B] [--tp T]
 // Every rank runs the same coordinator code in lockstep (as in tests/cp). Per prompt
 // length it prints one line: prefill wall time, per-rank peak RSS and KV pool, attention
 // pairs per rank (balance), attention GFLOP/s on the ring, the ring's exposed wait, and the
 // share of ring communication hidden behind compute: 1 - wait / (the same ring transfers
 // timed alone, without compute, right after).
 #include <mpi.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -34,6 +36,12 @@ int64_t status_kb(const char* field) {
   while (std::getline(f, line))
     if (line.rfind(key, 0) == 0) return std::stoll(line.substr(key.size()));
   return -1;
+}
+
+double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_utime.tv_sec + u.ru_stime.tv_sec + 1e-6 * (u.ru_utime.tv_usec + u.ru_stime.tv_usec);
 }
 
 std::vector<int64_t> parse_list(const std::string& s) {
@@ -73,7 +81,7 @@ int main(int argc, char** argv) {
   MpiContext mpi(&argc, &argv);
   std::string model;
   std::vector<int64_t> lengths{8192};
-  int64_t chunk = 0, threads = 1;
+  int64_t chunk = 0, threads = 1, block = 16;
   int cp = mpi.world_size(), tp = 1;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
@@ -81,6 +89,7 @@ int main(int argc, char** argv) {
     else if (k == "--tokens") lengths = parse_list(v);
     else if (k == "--chunk") chunk = std::stoll(v);
     else if (k == "--threads") threads = std::stoll(v);
+    else if (k == "--kv-block-size") block = std::stoll(v);
     else if (k == "--tp") tp = std::stoi(v);
     else if (k == "--cp") cp = std::stoi(v);
   }
@@ -90,6 +99,7 @@ int main(int argc, char** argv) {
   const int64_t longest = *std::max_element(lengths.begin(), lengths.end());
   WorkerOptions o;
   o.threads = static_cast<int>(threads);
+  o.kv_block_size = block;
   o.max_kv_tokens = longest + 64;
   ShardSpec spec;
   spec.tp = tp;
@@ -103,8 +113,9 @@ int main(int argc, char** argv) {
   const int rank = mpi.world_rank(), world = mpi.world_size();
   const ModelConfig& c = worker.config();
   if (rank == 0)
-    std::printf("model %s: %s\ncp %d tp %d, %lld threads per rank, chunk %lld\n", model.c_str(), c.summary().c_str(),
-                cp, tp, static_cast<long long>(threads), static_cast<long long>(chunk));
+    std::printf("model %s: %s\ncp %d tp %d, %lld threads per rank, chunk %lld, KV block %lld\n", model.c_str(),
+                c.summary().c_str(), cp, tp, static_cast<long long>(threads), static_cast<long long>(chunk),
+                static_cast<long long>(block));
   for (const int64_t n : lengths) {
     std::mt19937 rng(static_cast<uint32_t>(n));
     std::vector<int32_t> prompt(static_cast<size_t>(n));
@@ -116,10 +127,12 @@ int main(int argc, char** argv) {
     seq.seq_id = 1;
     double fw = 0;
     comms.world->barrier();
+    const double cpu0 = cpu_seconds();
     const auto t0 = std::chrono::steady_clock::now();
     prefill_sequence(runner, alloc, seq, prompt, chunk > 0 ? chunk : n, true, &fw);
     comms.world->barrier();
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double cpu = cpu_seconds() - cpu0;
     alloc.release(seq.block_table);
     const CpAttentionStats s1 = stats();
     // The same ring transfers alone (no compute), for the hidden share.
@@ -137,34 +150,38 @@ int main(int argc, char** argv) {
       alone = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
     }
     const double flops_per_pair = 4.0 * c.head_dim * (c.n_heads / tp);
-    const double pairs = static_cast<double>(s1.visible_pairs - s0.visible_pairs) / c.n_layers;  // per layer
-    const double ring_compute = s1.ring_compute_seconds - s0.ring_compute_seconds;
-    const double wait = s1.ring_wait_seconds - s0.ring_wait_seconds;
-    const double gather = s1.gather_seconds - s0.gather_seconds;
-    double mine[7] = {static_cast<double>(status_kb("VmHWM")) * 1024, pairs, ring_compute, wait, alone, gather,
-                      static_cast<double>(worker.kv_shape().bytes())};
-    std::vector<double> all(static_cast<size_t>(7 * world));
-    MPI_Gather(mine, 7, MPI_DOUBLE, all.data(), 7, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+    constexpr int kF = 10;
+    double mine[kF] = {static_cast<double>(status_kb("VmHWM")) * 1024,
+                       static_cast<double>(s1.visible_pairs - s0.visible_pairs),
+                       static_cast<double>(s1.ring_pairs - s0.ring_pairs),
+                       s1.ring_compute_seconds - s0.ring_compute_seconds,
+                       s1.shard_seconds - s0.shard_seconds,
+                       s1.ring_wait_seconds - s0.ring_wait_seconds,
+                       alone,
+                       s1.gather_seconds - s0.gather_seconds,
+                       static_cast<double>(worker.kv_shape().bytes()),
+                       cpu};
+    std::vector<double> all(static_cast<size_t>(kF * world));
+    MPI_Gather(mine, kF, MPI_DOUBLE, all.data(), kF, MPI_DOUBLE, 0, MPI_COMM_WORLD);
     if (rank != 0) continue;
-    double peak = 0, pmin = 1e300, pmax = 0, rc = 0, wt = 0, al = 0, ga = 0, kv = 0;
-    for (int r = 0; r < world; ++r) {
-      const double* v = all.data() + 7 * r;
-      peak = std::max(peak, v[0]);
-      pmin = std::min(pmin, v[1]);
-      pmax = std::max(pmax, v[1]);
-      rc = std::max(rc, v[2]);
-      wt = std::max(wt, v[3]);
-      al = std::max(al, v[4]);
-      ga = std::max(ga, v[5]);
-      kv = std::max(kv, v[6]);
-    }
-    const double gflops = rc > 0 ? pmax * c.n_layers * flops_per_pair / rc / 1e9 : 0;
-    const double hidden = al > 0 ? std::clamp(1.0 - wt / al, 0.0, 1.0) : 0;
-    std::printf("n %8lld: prefill %8.2f s (%7.0f tok/s), peak RSS/rank %7.1f MiB (start %.1f), KV pool/rank %7.1f MiB, "
-                "pairs/rank/layer %.3g..%.3g (imbalance %.2f%%), ring attention %.1f GFLOP/s/rank over %.2f s, "
-                "ring wait %.3f s vs transfers alone %.3f s: hidden %.0f%%, q/partials exchange %.2f s\n",
-                static_cast<long long>(n), wall, n / wall, peak / 1048576, rss0 / 1048576.0, kv / 1048576, pmin,
-                pmax, pmax > 0 ? 100 * (pmax - pmin) / pmax : 0, gflops, rc, wt, al, 100 * hidden, ga);
+    std::vector<double> hi(kF, 0.0), lo(kF, 1e300), sum(kF, 0.0);
+    for (int r = 0; r < world; ++r)
+      for (int f = 0; f < kF; ++f) {
+        hi[f] = std::max(hi[f], all[kF * r + f]);
+        lo[f] = std::min(lo[f], all[kF * r + f]);
+        sum[f] += all[kF * r + f];
+      }
+    // Per rank: pairs attended (all layers), ring and shard attention GFLOP/s.
+    const double ring_gflops = hi[3] > 0 ? hi[2] * flops_per_pair / hi[3] / 1e9 : 0;
+    const double shard_gflops = hi[4] > 0 ? (hi[1] - hi[2]) * flops_per_pair / hi[4] / 1e9 : 0;
+    const double hidden = hi[6] > 0 ? std::clamp(1.0 - hi[5] / hi[6], 0.0, 1.0) : 0;
+    std::printf("n %8lld: prefill %8.2f s (%7.0f tok/s), CPU %7.2f s/rank (max), peak RSS/rank %6.1f MiB (start "
+                "%.1f), KV pool/rank %6.2f MiB, pairs/rank %.4g..%.4g (imbalance %.3f%%), ring %.1f GFLOP/s/rank "
+                "over %.2f s, shard %.1f GFLOP/s/rank over %.2f s, ring wait %.3f s, ring transfers alone %.3f s "
+                "(hidden %.0f%%), q/partials exchange %.2f s\n",
+                static_cast<long long>(n), wall, n / wall, hi[9], hi[0] / 1048576, rss0 / 1048576.0, hi[8] / 1048576,
+                lo[1], hi[1], hi[1] > 0 ? 100 * (hi[1] - lo[1]) / hi[1] : 0, ring_gflops, hi[3], shard_gflops, hi[4],
+                hi[5], hi[6], 100 * hidden, hi[7]);
     std::fflush(stdout);
   }
   return 0;

@@ -44,6 +44,8 @@ std::vector<std::vector<int32_t>> generate_batch(StepRunner& runner, KvBlockAllo
   TESSERA_REQUIRE(!fixed_state || static_cast<int64_t>(prompts.size()) <= runner.state_slots(),
                   ErrorKind::kInvalidInput, prompts.size(), " sequences at once need as many state slots; the workers hold ",
                   runner.state_slots());
+  TESSERA_REQUIRE(runner.cp_size() == 1, ErrorKind::kUnsupported, "batch generation does not run over a "
+                  "context-parallel ring (cp = ", runner.cp_size(), ") yet: use the serving scheduler");
   std::vector<MicroBatch> mbs(static_cast<size_t>(std::min<size_t>(o.micro_batches, prompts.size())));
   for (size_t i = 0; i < prompts.size(); ++i) {
     TESSERA_REQUIRE(!prompts[i].empty(), ErrorKind::kInvalidInput, "prompt ", i, " is empty");

@@ -166,6 +166,9 @@ SpeculativeGenerator::SpeculativeGenerator(StepRunner& target, Draft& draft, Spe
   TESSERA_REQUIRE(!target.config().fixed_state || target.state_slots() >= 2, ErrorKind::kInvalidInput,
                   "speculative decoding of ", target.config().architecture, " needs 2 state slots, the workers hold ",
                   target.state_slots());
+  // Rolling back rejected draft tokens would have to undo their CP placement too.
+  TESSERA_REQUIRE(target.cp_size() == 1, ErrorKind::kUnsupported,
+                  "speculative decoding does not run over a context-parallel ring (cp = ", target.cp_size(), ") yet");
 }
 
 GenerateStats SpeculativeGenerator::generate(std::span<const int32_t> prompt, const GenerateOptions& options,

@@ -84,7 +84,9 @@ void CpAttention::attend_shard(int64_t layer, const ForwardSequence& s, KvCache&
   a.scale = shape_.scale;
   a.out = out;
   a.lse = lse;
+  const auto t0 = Clock::now();
   k::attention(pool_, a);
+  stats_.shard_seconds += since(t0);
   stats_.visible_pairs += visible_pairs(q_slot0, n_q, 0, n_kv);
 }
 
@@ -239,7 +241,9 @@ void CpAttention::attend_split(int64_t layer, const ForwardSequence& s, const Cp
           a.out = part;
           a.lse = plse;
           k::attention(pool_, a);
-          stats_.visible_pairs += visible_pairs(qa, qs.length, ka, nk);
+          const int64_t pairs = visible_pairs(qa, qs.length, ka, nk);
+          stats_.visible_pairs += pairs;
+          stats_.ring_pairs += pairs;
           merge(out + q_row * width_, lse + q_row * h, part, plse, qs.length);
         }
         kv_row += ks.length;

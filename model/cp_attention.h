@@ -31,10 +31,12 @@ namespace tessera {
 // What this rank did, cumulative (tests and the benchmark read it).
 struct CpAttentionStats {
   int64_t visible_pairs = 0;      // (query token, KV token) pairs attended, per query head group
+  int64_t ring_pairs = 0;         // of which on the ring (the chunk's own KV)
   int64_t ring_steps = 0;         // KV blocks received from the ring
   int64_t ring_bytes = 0;         // bytes sent around the ring
   double ring_compute_seconds = 0;  // attention on the blocks in hand while transfers ran
   double ring_wait_seconds = 0;     // blocked waiting for a transfer after that compute
+  double shard_seconds = 0;         // attention over this rank's stored shard (earlier chunks, decode)
   double gather_seconds = 0;        // query all-gather, partial all-to-all / all-gather
 };
 

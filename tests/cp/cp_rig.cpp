@@ -75,7 +75,7 @@ StepResult LockstepRunner::run_step(const StepPlan& plan) {
     o.seq_id = s.seq_id;
     o.rng_state = static_cast<uint64_t>(head[h++]);
     const int64_t n = head[h++];
-    for (int64_t i = 0; i < n; ++i) o.samples.push_back(SampleResult{static_cast<int32_t>(head[h++])});
+    for (int64_t i = 0; i < n; ++i) o.samples.push_back(SampleResult{static_cast<int32_t>(head[h++]), 0.0f, {}});
     const int64_t nl = head[h++];
     o.logits.assign(logits.begin() + static_cast<int64_t>(l), logits.begin() + static_cast<int64_t>(l) + nl);
     l += static_cast<size_t>(nl);
