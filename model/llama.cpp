@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "common/error.h"
+#include "model/embedding.h"
 
 namespace tessera {
 
@@ -138,26 +139,8 @@ void LlamaModel::forward(std::span<const ForwardSequence> batch, KvCache& cache,
 
 void LlamaModel::embed(std::span<const ForwardSequence> batch) {
   const ModelConfig& c = config_;
-  // Vocab-parallel: this rank owns rows [vocab_begin, vocab_begin + vocab_size); tokens
-  // of other ranks contribute zeros and the TP all-reduce completes every row.
-  const int64_t v0 = plan_.vocab_begin, v1 = plan_.vocab_begin + plan_.vocab_size;
-  const auto* table = static_cast<const uint8_t*>(w_.token_embd.data);
-  int64_t t = 0;
-  for (const ForwardSequence& s : batch) {
-    for (const int32_t tok : s.tokens) {
-      TESSERA_REQUIRE(tok >= 0 && tok < c.vocab_size, ErrorKind::kInvalidInput, "token id ", tok,
-                      " is outside the vocabulary of ", c.vocab_size);
-      float* row = x_.data() + t * c.dim;
-      if (tok >= v0 && tok < v1) {
-        k::dequantize_row(w_.token_embd.dtype, table + (tok - v0) * w_.token_embd.row_stride, row, c.dim);
-        if (c.embedding_scale != 1.0f)
-          for (int64_t j = 0; j < c.dim; ++j) row[j] *= c.embedding_scale;
-      } else {
-        std::memset(row, 0, static_cast<size_t>(c.dim) * sizeof(float));
-      }
-      ++t;
-    }
-  }
+  embed_vocab_slice(w_.token_embd, plan_.vocab_begin, plan_.vocab_size, c.vocab_size, c.embedding_scale, batch, c.dim,
+                    x_.data());
   tp_allreduce(x_.data(), n_tok_ * c.dim);
 }
 

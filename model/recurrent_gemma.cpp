@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "common/error.h"
+#include "model/embedding.h"
 #include "kernels/recurrent.h"
 
 namespace tessera {
@@ -150,23 +151,8 @@ void RecurrentGemmaModel::forward(std::span<const ForwardSequence> batch, KvCach
 
 void RecurrentGemmaModel::embed(std::span<const ForwardSequence> batch) {
   const ModelConfig& c = rc_.base;
-  const int64_t v0 = plan_.vocab_begin, v1 = plan_.vocab_begin + plan_.vocab_size;
-  const auto* table = static_cast<const uint8_t*>(w_.embed.data);
-  int64_t t = 0;
-  for (const ForwardSequence& s : batch) {
-    for (const int32_t tok : s.tokens) {
-      TESSERA_REQUIRE(tok >= 0 && tok < c.vocab_size, ErrorKind::kInvalidInput, "token id ", tok,
-                      " is outside the vocabulary of ", c.vocab_size);
-      float* row = x_.data() + t * c.dim;
-      if (tok >= v0 && tok < v1) {
-        k::dequantize_row(w_.embed.dtype, table + (tok - v0) * w_.embed.row_stride, row, c.dim);
-        for (int64_t j = 0; j < c.dim; ++j) row[j] *= c.embedding_scale;
-      } else {
-        std::memset(row, 0, static_cast<size_t>(c.dim) * sizeof(float));
-      }
-      ++t;
-    }
-  }
+  embed_vocab_slice(w_.embed, plan_.vocab_begin, plan_.vocab_size, c.vocab_size, c.embedding_scale, batch, c.dim,
+                    x_.data());
   tp_allreduce(x_.data(), n_tok_ * c.dim);
 }
 
