@@ -10,16 +10,13 @@
 
 #include "coordinator/scheduler.h"
 #include "tests/serve/fake_worker.h"
+#include "tests/serve/outcomes.h"
 
 namespace tessera {
 namespace {
 
 using testing::FakeWorker;
-
-struct Outcome {
-  std::vector<int32_t> tokens;
-  FinishReason finish = FinishReason::kNone;
-};
+using testing::Outcome;
 
 struct Pipelined {
   Pipelined(int32_t depth, int64_t blocks) : sched(config(depth), blocks, 4), worker(blocks, 4, 97), depth(depth) {}
@@ -36,14 +33,7 @@ struct Pipelined {
   std::map<uint64_t, Outcome> out;
   int64_t max_in_flight = 0, overlapping_plans = 0;
 
-  void take(const std::vector<SequenceEvent>& events) {
-    for (const auto& e : events) {
-      Outcome& o = out[e.id];
-      EXPECT_EQ(o.finish, FinishReason::kNone) << "event after finish, request " << e.id;
-      if (e.token) o.tokens.push_back(e.token->token);
-      if (e.finish != FinishReason::kNone) o.finish = e.finish;
-    }
-  }
+  void take(const std::vector<SequenceEvent>& events) { testing::record_events(out, events); }
   // Runs to completion; `on_round` is called once per applied plan.
   void run(const std::function<void(int64_t round)>& on_round = nullptr) {
     std::deque<StepPlan> flight;

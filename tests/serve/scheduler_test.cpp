@@ -5,17 +5,13 @@
 #include <map>
 
 #include "tests/serve/fake_worker.h"
+#include "tests/serve/outcomes.h"
 
 namespace tessera {
 namespace {
 
 using testing::FakeWorker;
-
-struct Outcome {
-  std::vector<int32_t> tokens;
-  FinishReason finish = FinishReason::kNone;
-  std::vector<PromptLogprob> prompt_logprobs;
-};
+using testing::Outcome;
 
 // Runs the scheduler against the fake worker until every request has finished.
 struct Harness {
@@ -25,15 +21,7 @@ struct Harness {
   std::map<uint64_t, Outcome> out;
   int64_t steps = 0, max_step_tokens = 0;
 
-  void take(const std::vector<SequenceEvent>& events) {
-    for (const auto& e : events) {
-      Outcome& o = out[e.id];
-      EXPECT_EQ(o.finish, FinishReason::kNone) << "event after finish, request " << e.id;
-      if (e.token) o.tokens.push_back(e.token->token);
-      for (const auto& p : e.prompt_logprobs) o.prompt_logprobs.push_back(p);
-      if (e.finish != FinishReason::kNone) o.finish = e.finish;
-    }
-  }
+  void take(const std::vector<SequenceEvent>& events) { testing::record_events(out, events); }
   void step() {
     Scheduler::Iteration it = sched.schedule();
     take(it.finished);

@@ -10,11 +10,13 @@
 #include "coordinator/draft_proposer.h"
 #include "coordinator/scheduler.h"
 #include "tests/serve/fake_worker.h"
+#include "tests/serve/outcomes.h"
 
 namespace tessera {
 namespace {
 
 using testing::FakeWorker;
+using testing::Outcome;
 
 // Proposes what the fake worker will produce for the first `good` tokens (random per
 // call), then garbage: exercises full acceptance, partial and immediate rejection.
@@ -45,12 +47,6 @@ class OracleDraft final : public DraftProposer {
   std::mt19937 rng_{11};
 };
 
-struct Outcome {
-  std::vector<int32_t> tokens;
-  FinishReason finish = FinishReason::kNone;
-  SpeculativeCounts spec;
-};
-
 std::map<uint64_t, Outcome> run(const std::vector<SequenceRequest>& reqs, int32_t k, int64_t blocks,
                                 int64_t* verify_slices = nullptr) {
   SchedulerConfig c;
@@ -62,15 +58,7 @@ std::map<uint64_t, Outcome> run(const std::vector<SequenceRequest>& reqs, int32_
   OracleDraft draft(w, 97);
   for (const auto& r : reqs) EXPECT_TRUE(sched.add(r));
   std::map<uint64_t, Outcome> out;
-  auto take = [&](const std::vector<SequenceEvent>& events) {
-    for (const auto& e : events) {
-      Outcome& o = out[e.id];
-      EXPECT_EQ(o.finish, FinishReason::kNone) << "event after finish, request " << e.id;
-      if (e.token) o.tokens.push_back(e.token->token);
-      if (e.finish != FinishReason::kNone) o.finish = e.finish;
-      if (e.speculative.verify_steps > 0) o.spec = e.speculative;
-    }
-  };
+  auto take = [&](const std::vector<SequenceEvent>& events) { testing::record_events(out, events); };
   for (int i = 0; i < 20000 && (sched.running() > 0 || sched.waiting() > 0); ++i) {
     Scheduler::Iteration it = sched.schedule(nullptr, k > 0 ? &draft : nullptr);
     take(it.finished);

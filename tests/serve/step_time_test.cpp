@@ -9,6 +9,7 @@
 #include "coordinator/scheduler.h"
 #include "coordinator/step_cost_model.h"
 #include "tests/serve/fake_worker.h"
+#include "tests/serve/outcomes.h"
 
 namespace tessera {
 namespace {
@@ -57,14 +58,9 @@ TEST(StepCostModel, FollowsAChangeOfSpeed) {
   EXPECT_NEAR(m.predict(s), 2 * true_cost(s), 0.05 * true_cost(s));
 }
 
-struct Outcome {
-  std::vector<int32_t> tokens;
-  FinishReason finish = FinishReason::kNone;
-};
-
 // Runs requests to completion; the cost model learns from the true cost of each step.
 struct RunResult {
-  std::map<uint64_t, Outcome> out;
+  std::map<uint64_t, testing::Outcome> out;
   double max_cost = 0;            // over steps planned once the model was ready
   int64_t max_running = 0, steps = 0;
 };
@@ -85,12 +81,7 @@ RunResult run_all(const std::vector<SequenceRequest>& reqs, double max_step_seco
   }
   for (const auto& r : reqs) EXPECT_TRUE(sched.add(r));
   RunResult result;
-  auto take = [&](const std::vector<SequenceEvent>& events) {
-    for (const auto& e : events) {
-      if (e.token) result.out[e.id].tokens.push_back(e.token->token);
-      if (e.finish != FinishReason::kNone) result.out[e.id].finish = e.finish;
-    }
-  };
+  auto take = [&](const std::vector<SequenceEvent>& events) { testing::record_events(result.out, events); };
   for (int i = 0; i < 20000 && (sched.running() > 0 || sched.waiting() > 0); ++i) {
     Scheduler::Iteration it = sched.schedule(&cost);
     take(it.finished);
