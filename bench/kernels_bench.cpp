@@ -23,6 +23,7 @@
 
 #include "kernels/cpu_features.h"
 #include "kernels/ops.h"
+#include "kernels/q8_packed.h"
 
 namespace tessera::bench {
 double fma_peak_avx512(int64_t iters, float* sink);
@@ -59,16 +60,31 @@ std::vector<float> rand_floats(int64_t n, uint32_t seed) {
   return v;
 }
 
-// Copies of one quantised W, together at least `total` bytes.
+// Copies of one quantised W, together at least `total` bytes; `packed`: Q8_0 repacked
+// as WeightLayout::kQ8Rows16 (the int8 draft's layout, kernels/q8_packed.h).
 struct WeightSet {
   std::vector<std::vector<uint8_t>> copies;
-  WeightSet(DType t, int64_t rows, int64_t cols, int64_t total) {
+  DType t;
+  int64_t rows, cols;
+  bool packed;
+  WeightSet(DType t_, int64_t rows_, int64_t cols_, int64_t total, bool packed_ = false)
+      : t(t_), rows(rows_), cols(cols_), packed(packed_) {
     const int64_t rb = dtype_row_bytes(t, cols);
     std::vector<uint8_t> w(rows * rb);
     const auto row = rand_floats(cols, 1);
     for (int64_t r = 0; r < rows; ++r) quantize_row(t, row.data(), w.data() + r * rb, cols);
-    const int64_t n = std::max<int64_t>(1, (total + rows * rb - 1) / (rows * rb));
+    if (packed) {
+      std::vector<uint8_t> p(static_cast<size_t>(q8_rows16_bytes(rows, cols)));
+      pack_q8_rows16(w.data(), 0, rows, cols, p.data());
+      w = std::move(p);
+    }
+    const int64_t bytes = static_cast<int64_t>(w.size());
+    const int64_t n = std::max<int64_t>(1, (total + bytes - 1) / bytes);
     copies.assign(n, w);
+  }
+  WeightMatrix matrix(size_t i) const {
+    if (packed) return q8_rows16_view(copies[i].data(), rows, cols);
+    return WeightMatrix{t, rows, cols, copies[i].data(), 0};
   }
 };
 
@@ -153,15 +169,14 @@ void BM_dpbf16_peak(benchmark::State& state) {
 }
 BENCHMARK(BM_dpbf16_peak)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-void gemv(benchmark::State& state, DType t, int64_t rows, int64_t cols) {
-  WeightSet ws(t, rows, cols, kGiB);
+void gemv(benchmark::State& state, DType t, int64_t rows, int64_t cols, bool packed = false) {
+  WeightSet ws(t, rows, cols, kGiB, packed);
   ThreadPool pool(kThreads);
   const auto x = rand_floats(cols, 2);
   std::vector<float> y(rows);
   size_t i = 0;
   for (auto _ : state) {
-    const WeightMatrix w{t, rows, cols, ws.copies[i].data(), 0};
-    matmul(pool, w, x.data(), 1, y.data());
+    matmul(pool, ws.matrix(i), x.data(), 1, y.data());
     i = (i + 1) % ws.copies.size();
   }
   benchmark::DoNotOptimize(y.data());
@@ -193,20 +208,25 @@ GEMV_BENCH(Q4_0_11008x4096, DType::kQ4_0, 11008, 4096)
 GEMV_BENCH(Q4_1_11008x4096, DType::kQ4_1, 11008, 4096)
 GEMV_BENCH(Q8_0_4096x11008, DType::kQ8_0, 4096, 11008)
 GEMV_BENCH(Q4_0_4096x11008, DType::kQ4_0, 4096, 11008)
+// Q8_0 repacked for VNNI (bytes/s counts the row-major Q8_0 bytes, as above).
+void BM_gemv_Q8_0_rows16_11008x4096(benchmark::State& s) { gemv(s, DType::kQ8_0, 11008, 4096, true); }
+void BM_gemv_Q8_0_rows16_4096x11008(benchmark::State& s) { gemv(s, DType::kQ8_0, 4096, 11008, true); }
+BENCHMARK(BM_gemv_Q8_0_rows16_11008x4096)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_gemv_Q8_0_rows16_4096x11008)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 // Small-M matmul (speculative verify steps, small decode batches; docs/SPECULATIVE.md):
 // M = range(0) activation rows against one weight matrix, weights rotated over >= 1 GiB
 // of copies as in gemv/*. bytes/s counts weight bytes once per call, so a kernel that
 // streams W once for all M rows keeps the M = 1 rate while it stays memory-bound.
-void small_m(benchmark::State& state, DType t, int64_t rows, int64_t cols) {
+void small_m(benchmark::State& state, DType t, int64_t rows, int64_t cols, bool packed = false) {
   const int64_t m = state.range(0);
   // One set per (dtype, shape), shared by the M cases: building 1 GiB costs seconds.
   static std::unique_ptr<WeightSet> cached;
-  static std::tuple<DType, int64_t, int64_t> key{};
-  if (!cached || key != std::make_tuple(t, rows, cols)) {
+  static std::tuple<DType, int64_t, int64_t, bool> key{};
+  if (!cached || key != std::make_tuple(t, rows, cols, packed)) {
     cached.reset();
-    cached = std::make_unique<WeightSet>(t, rows, cols, kGiB);
-    key = {t, rows, cols};
+    cached = std::make_unique<WeightSet>(t, rows, cols, kGiB, packed);
+    key = {t, rows, cols, packed};
   }
   const WeightSet& ws = *cached;
   ThreadPool pool(kThreads);
@@ -214,8 +234,7 @@ void small_m(benchmark::State& state, DType t, int64_t rows, int64_t cols) {
   std::vector<float> y(m * rows);
   size_t i = 0;
   for (auto _ : state) {
-    const WeightMatrix w{t, rows, cols, ws.copies[i].data(), 0};
-    matmul(pool, w, x.data(), m, y.data());
+    matmul(pool, ws.matrix(i), x.data(), m, y.data());
     i = (i + 1) % ws.copies.size();
   }
   benchmark::DoNotOptimize(y.data());
@@ -237,22 +256,28 @@ SMALL_M_BENCH(F16_2048x2048, DType::kF16, 2048, 2048)
 SMALL_M_BENCH(BF16_2048x2048, DType::kBF16, 2048, 2048)
 SMALL_M_BENCH(Q8_0_2048x2048, DType::kQ8_0, 2048, 2048)
 SMALL_M_BENCH(Q4_0_2048x2048, DType::kQ4_0, 2048, 2048)
+void BM_small_m_Q8_0_rows16_576x1536(benchmark::State& s) { small_m(s, DType::kQ8_0, 576, 1536, true); }
+void BM_small_m_Q8_0_rows16_2048x2048(benchmark::State& s) { small_m(s, DType::kQ8_0, 2048, 2048, true); }
+BENCHMARK(BM_small_m_Q8_0_rows16_576x1536)->Arg(1)->Arg(2)->Arg(5)->Arg(9)->Arg(16)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_small_m_Q8_0_rows16_2048x2048)->Arg(1)->Arg(2)->Arg(5)->Arg(9)->Arg(16)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 // The same GEMV on one L2-resident matrix (512 x 4096): the kernel's compute rate, to
 // tell compute-bound from memory-bound (compare with the gemv/* rows above and membw).
-void gemv_hot(benchmark::State& state, DType t) {
+void gemv_hot(benchmark::State& state, DType t, bool packed = false) {
   const int64_t rows = 512, cols = 4096;
-  WeightSet ws(t, rows, cols, 0);
+  WeightSet ws(t, rows, cols, 0, packed);
   ThreadPool pool(kThreads);
   const auto x = rand_floats(cols, 2);
   std::vector<float> y(rows);
-  const WeightMatrix w{t, rows, cols, ws.copies[0].data(), 0};
+  const WeightMatrix w = ws.matrix(0);
   for (auto _ : state) matmul(pool, w, x.data(), 1, y.data());
   state.SetBytesProcessed(state.iterations() * dtype_row_bytes(t, cols) * rows);
 }
 void BM_gemv_hot_F32(benchmark::State& s) { gemv_hot(s, DType::kF32); }
 void BM_gemv_hot_Q8_0(benchmark::State& s) { gemv_hot(s, DType::kQ8_0); }
 void BM_gemv_hot_Q4_0(benchmark::State& s) { gemv_hot(s, DType::kQ4_0); }
+void BM_gemv_hot_Q8_0_rows16(benchmark::State& s) { gemv_hot(s, DType::kQ8_0, true); }
+BENCHMARK(BM_gemv_hot_Q8_0_rows16)->Unit(benchmark::kMicrosecond)->UseRealTime();
 void BM_gemv_hot_Q4_1(benchmark::State& s) { gemv_hot(s, DType::kQ4_1); }
 BENCHMARK(BM_gemv_hot_F32)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_gemv_hot_Q8_0)->Unit(benchmark::kMicrosecond)->UseRealTime();

@@ -92,6 +92,21 @@ inline int64_t attention_scratch_floats(int64_t rows, int64_t head_dim) {
 TESSERA_DECLARE_ISA_KERNELS(avx512)
 TESSERA_DECLARE_ISA_KERNELS(avx2)
 
+// Per token and 32-column block of quantised x: corr = -128 * sum of the block's q (undoes
+// the +128 of Q8Rows16 weights) and d = the block's scale (zero for a padding block).
+struct QBlockSums {
+  int32_t corr;
+  float d;
+};
+
+namespace avx512 {
+// Q8Rows16 weights (kernels/q8_packed.h): y[t*ys + r] = W[r] . x_t for the rows of groups
+// [g0, g1), n tokens; x_t at xq + t * qact_pairs(cols), its block sums at
+// cd + t * 2 * qact_pairs(cols).
+void q8_rows16_rows(const WeightMatrix& w, const QActPair* xq, const QBlockSums* cd, int64_t n, float* y,
+                    int64_t ys, int64_t g0, int64_t g1);
+}  // namespace avx512
+
 // AVX512_BF16: GEMM for BF16 weights with bf16-rounded activations (cpu_avx512bf16_matmul.cpp).
 // Needs even cols. x packed as bf16 pairs along k: xp[g][k/2][kGemmTokens][2] (x rounded
 // RNE); scratch: kGemmMaxMr * kGemmKc uint16, 64-byte aligned.

@@ -10,6 +10,7 @@
 
 #include "kernels/cpu_features.h"
 #include "kernels/isa_kernels.h"
+#include "kernels/q8_packed.h"
 #include "kernels/reference.h"
 
 namespace tessera::kernels {
@@ -149,6 +150,46 @@ void matmul_vec(const MatmulFns& f, ThreadPool& pool, const WeightMatrix& w, con
   });
 }
 
+// Q8_0 with 16 rows interleaved (kernels/q8_packed.h): x quantised exactly as for
+// row-major Q8_0, plus each block's offset correction and scale, then row groups split
+// over the pool.
+void matmul_q8_rows16(ThreadPool& pool, const WeightMatrix& w, const float* x, int64_t n, float* y,
+                      int64_t xs, int64_t ys) {
+  CHECK(w.dtype == DType::kQ8_0) << "Q8Rows16 layout with dtype " << dtype_name(w.dtype);
+  if (!q8_rows16_available()) {  // not expected (packing happens only where the kernel runs)
+    std::vector<BlockQ8_0> row(static_cast<size_t>(w.cols / 32));
+    WeightMatrix one;
+    one.dtype = DType::kQ8_0;
+    one.rows = 1;
+    one.cols = w.cols;
+    one.data = row.data();
+    for (int64_t r = 0; r < w.rows; ++r) {
+      unpack_q8_rows16_row(w, r, row.data());
+      ref::matmul_rows(one, x, n, y + r, xs, ys, 0, 1);
+    }
+    return;
+  }
+  const int64_t np = qact_pairs(w.cols);
+  auto* xq = reinterpret_cast<QActPair*>(thread_buffer(0, n * np * 64));
+  split(pool, n >= 4 ? n * w.cols * 64 : 0, n, [&](int64_t t0, int64_t t1, int) {
+    for (int64_t t = t0; t < t1; ++t) avx512::quantize_acts(DType::kQ8_0, x + t * xs, w.cols, xq + t * np);
+  });
+  auto* cd = reinterpret_cast<QBlockSums*>(thread_buffer(1, n * np * 4));
+  for (int64_t t = 0; t < n; ++t) {
+    for (int64_t p = 0; p < np; ++p) {
+      const QActPair& a = xq[t * np + p];
+      for (int h = 0; h < 2; ++h) {
+        int32_t corr = 0;
+        for (int l = 8 * h; l < 8 * h + 8; ++l) corr += a.corr[l];
+        cd[t * 2 * np + 2 * p + h] = QBlockSums{corr, a.d[8 * h]};
+      }
+    }
+  }
+  split(pool, n * w.rows * w.cols, q8_rows16_groups(w.rows), [&](int64_t g0, int64_t g1, int) {
+    avx512::q8_rows16_rows(w, xq, cd, n, y, ys, g0, g1);
+  });
+}
+
 }  // namespace
 
 void matmul(ThreadPool& pool, const WeightMatrix& w, const float* x, int64_t n, float* y,
@@ -158,6 +199,7 @@ void matmul(ThreadPool& pool, const WeightMatrix& w, const float* x, int64_t n, 
   CHECK(w.dtype != DType::kI32) << "matmul on I32 weights";
   if (x_stride == 0) x_stride = w.cols;
   if (y_stride == 0) y_stride = w.rows;
+  if (w.layout == WeightLayout::kQ8Rows16) return matmul_q8_rows16(pool, w, x, n, y, x_stride, y_stride);
   const Isa isa = active_isa();
   if (isa >= Isa::kAvx512) return matmul_vec(kAvx512Matmul, pool, w, x, n, y, x_stride, y_stride);
   if (isa >= Isa::kAvx2) return matmul_vec(kAvx2Matmul, pool, w, x, n, y, x_stride, y_stride);

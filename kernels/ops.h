@@ -26,6 +26,12 @@ namespace tessera::kernels {
 // blocks; Q8_1 for Q4_1): see ref::matmul_rows. F32 weights never round x.
 enum class ActRounding : uint8_t { kNone, kWeightType };
 
+// How a matrix's bytes are arranged. kRows: row r at data + r * row_stride (every
+// checkpoint format). kQ8Rows16: Q8_0 with 16 rows interleaved for the VNNI kernel
+// (kernels/q8_packed.h; made at load for the int8 draft copy, only matmul reads it:
+// it has no rows to slice, so row_stride is unused).
+enum class WeightLayout : uint8_t { kRows, kQ8Rows16 };
+
 // A weight matrix W [rows][cols] in any DType; row r starts at data + r * row_stride
 // bytes. A tensor-parallel slice of rows is just a pointer offset; cols must be a
 // multiple of dtype_block_elems(dtype).
@@ -41,6 +47,7 @@ struct WeightMatrix {
   // costs ~40% of Q4_1 speed and, because other ops still differ from ggml in the last
   // ulp, does not make whole-model logits equal llama.cpp's (docs/KERNELS.md).
   bool ggml_q41_order = false;
+  WeightLayout layout = WeightLayout::kRows;
 };
 
 // True when matmul rounds x to w.dtype before the dot product (F16 / BF16 + kWeightType).
