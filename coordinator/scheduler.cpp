@@ -258,8 +258,9 @@ Scheduler::Iteration Scheduler::schedule(const StepCostModel* cost, DraftPropose
   // So would CP sequences (their per-rank KV lengths after a partial acceptance).
   if (drafts != nullptr && config_.speculative_k > 0 && config_.state_slots == 0 && config_.cp == 1) {
     for (Sequence* s : decoders) {
-      // Verify steps report the sampled token's logprob, not the top alternatives.
-      if (s->req.sampling.n_logprobs > 0 || s->req.prompt_logprobs) continue;
+      // Verify steps report the sampled token's logprob and its top alternatives
+      // (fill_verify_logprobs); prompt logprobs (echo) keep a request on plain steps.
+      if (s->req.prompt_logprobs) continue;
       const int64_t room = std::min(s->req.max_tokens - s->generated - 1,
                                     config_.max_context - static_cast<int64_t>(s->tokens.size()) - 1);
       const int32_t k = static_cast<int32_t>(std::min<int64_t>(config_.speculative_k, room));

@@ -105,6 +105,16 @@ int32_t sharded_multinomial(Communicator& tp, std::span<float> probs, int64_t of
 
 }  // namespace
 
+std::vector<TokenLogprob> top_logprobs_sharded(std::span<const float> local, int64_t offset, size_t k,
+                                               float log_z, Communicator* tp) {
+  const std::vector<Cand> top = tp != nullptr && tp->size() > 1 ? global_top(*tp, local, offset, k)
+                                                                 : local_top(local, offset, k);
+  std::vector<TokenLogprob> out;
+  out.reserve(top.size());
+  for (const Cand& x : top) out.push_back({x.id, x.value - log_z});
+  return out;
+}
+
 SampleResult sample_token_sharded(std::span<float> local, int64_t offset, int64_t vocab_size,
                                   const SamplingParams& p, uint64_t& rng, Communicator* tp) {
   if (tp == nullptr || tp->size() == 1) return sample_token(local, p, rng);

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "collectives/communicator.h"
 #include "worker/sampling.h"
@@ -25,5 +26,12 @@ namespace tessera {
 // vocab_size (modified as scratch). tp == nullptr or size 1: plain sample_token.
 SampleResult sample_token_sharded(std::span<float> local, int64_t offset, int64_t vocab_size,
                                   const SamplingParams& params, uint64_t& rng_state, Communicator* tp);
+
+// The k most likely tokens of one row (logit desc, id asc, as plain sampling orders
+// them) with logprob = logit - log_z, from this rank's slice [offset, offset +
+// local.size()); under TP every rank calls it and gets the same list (k candidates per
+// rank are gathered). Speculative verify steps use it for top-n alternatives.
+std::vector<TokenLogprob> top_logprobs_sharded(std::span<const float> local, int64_t offset, size_t k,
+                                               float log_z, Communicator* tp);
 
 }  // namespace tessera

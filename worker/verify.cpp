@@ -277,7 +277,7 @@ VerifyOutcome verify_draft_sharded(std::span<float> local, int64_t cols, int64_t
   return finish(k, {sharded_draw(c, p, offset, rng_next_f32(rng)), 0.0f, {}});
 }
 
-void fill_verify_logprobs(std::span<const float> raw_rows, int64_t cols, int64_t offset,
+void fill_verify_logprobs(std::span<const float> raw_rows, int64_t cols, int64_t offset, int32_t n_top,
                           std::vector<SampleResult>& samples, Communicator* tp) {
   const size_t n = samples.size();
   TESSERA_REQUIRE(static_cast<int64_t>(raw_rows.size()) >= static_cast<int64_t>(n) * cols, ErrorKind::kInternal,
@@ -301,7 +301,13 @@ void fill_verify_logprobs(std::span<const float> raw_rows, int64_t cols, int64_t
     tp->allreduce(sum.data(), n, CommType::kF32, ReduceOp::kSum);
     tp->allreduce(own.data(), n, CommType::kF32, ReduceOp::kSum);
   }
-  for (size_t i = 0; i < n; ++i) samples[i].logprob = own[i] - std::log(sum[i]);
+  for (size_t i = 0; i < n; ++i) {
+    samples[i].logprob = own[i] - std::log(sum[i]);
+    if (n_top > 0) {
+      const std::span<const float> row = raw_rows.subspan(i * static_cast<size_t>(cols), static_cast<size_t>(cols));
+      samples[i].top = top_logprobs_sharded(row, offset, static_cast<size_t>(n_top), mx[i] + std::log(sum[i]), tp);
+    }
+  }
 }
 
 }  // namespace tessera

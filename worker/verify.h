@@ -68,8 +68,10 @@ VerifyOutcome verify_draft_sharded(std::span<float> local, int64_t local_cols, i
 // Fills samples[i].logprob = log p(token) under the temperature-1 softmax of row i
 // (what plain sampling reports for n_logprobs = 0), from the raw logits as the model
 // produced them: rows [>= samples.size()][cols] of this rank's vocabulary slice
-// starting at id offset. Under TP every rank calls it (three small all-reduces).
-void fill_verify_logprobs(std::span<const float> raw_rows, int64_t cols, int64_t offset,
+// starting at id offset. Under TP every rank calls it (three small all-reduces). With
+// n_top > 0 also samples[i].top: the n_top most likely tokens of row i, as plain
+// sampling reports them (k candidates per rank gathered under TP).
+void fill_verify_logprobs(std::span<const float> raw_rows, int64_t cols, int64_t offset, int32_t n_top,
                           std::vector<SampleResult>& samples, Communicator* tp);
 
 }  // namespace tessera

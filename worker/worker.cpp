@@ -118,7 +118,8 @@ StepResult Worker::run_step(const StepPlan& plan) {
         v = verify_draft_sharded(rows, cols, offset, c.vocab_size, s.draft_tokens, s.draft_probs, s.sampling,
                                  out.rng_state, comms_.tp, acceptance_);
       }
-      if (s.sampling.n_logprobs >= 0) fill_verify_logprobs(raw, cols, offset, v.samples, comms_.tp);
+      if (s.sampling.n_logprobs >= 0)
+        fill_verify_logprobs(raw, cols, offset, s.sampling.n_logprobs, v.samples, comms_.tp);
       out.accepted = v.accepted;
       out.extra_token = v.extra_token;
       out.samples = std::move(v.samples);

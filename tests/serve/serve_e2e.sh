@@ -99,25 +99,39 @@ if [[ " ${EXTRA[*]} " == *" --draft "* ]]; then
   # (to a file first: grep -q closing the pipe early would fail curl under pipefail)
   curl -sf "$URL/metrics" >"$WORK/spec_metrics" || fail "metrics"
   grep -qE '^tessera_speculative_tokens_total\{kind="drafted"\} [1-9]' "$WORK/spec_metrics" || fail "no drafted tokens in /metrics"
-  # logprobs 0 decodes speculatively (the verify step reports the sampled token's
-  # logprob); logprobs 1 asks for alternatives, so it decodes plainly: same tokens, same
-  # logprobs.
-  for n in 0 1; do
-    [ "$(post /v1/completions "{\"model\":\"$NAME\",\"prompt\":\"Lily and Tom went to the park\",\"max_tokens\":24,\"temperature\":0,\"logprobs\":$n}")" = 200 ] ||
-      fail "logprobs $n: $(cat "$WORK/out")"
-    cp "$WORK/out" "$WORK/lp$n"
+  # logprobs 0 and 2 decode speculatively (verify steps report the sampled token's
+  # logprob and its top alternatives); echo + logprobs 2 (prompt logprobs) decodes
+  # plainly: the same tokens, logprobs and alternatives.
+  P='"model":"'$NAME'","prompt":"Lily and Tom went to the park","max_tokens":24,"temperature":0'
+  for v in 0 2 echo; do
+    case $v in echo) body="{$P,\"logprobs\":2,\"echo\":true}";; *) body="{$P,\"logprobs\":$v}";; esac
+    [ "$(post /v1/completions "$body")" = 200 ] || fail "logprobs $v: $(cat "$WORK/out")"
+    cp "$WORK/out" "$WORK/lp$v"
   done
-  python3 - "$WORK/lp0" "$WORK/lp1" <<'PY' || fail "speculative logprobs differ from plain decoding's"
+  python3 - "$WORK/lp0" "$WORK/lp2" "$WORK/lpecho" <<'PY' || fail "speculative logprobs differ from plain decoding's"
 import json, sys
-a, b = (json.load(open(f)) for f in sys.argv[1:3])
-assert a["usage"].get("speculative", {}).get("verify_passes", 0) > 0, a["usage"]
+a, t, b = (json.load(open(f)) for f in sys.argv[1:4])
+for d in (a, t):
+    assert d["usage"].get("speculative", {}).get("verify_passes", 0) > 0, d["usage"]
 assert "speculative" not in b["usage"], b["usage"]
-ca, cb = a["choices"][0], b["choices"][0]
-assert ca["text"] == cb["text"], (ca["text"], cb["text"])
-la, lb = ca["logprobs"]["token_logprobs"], cb["logprobs"]["token_logprobs"]
-assert len(la) == len(lb) == 24, (len(la), len(lb))
-for x, y in zip(la, lb):
-    assert abs(x - y) <= 1e-4 * max(1.0, abs(y)), (x, y)
+cb = b["choices"][0]
+n = 24
+lb, tb = cb["logprobs"]["token_logprobs"][-n:], cb["logprobs"]["top_logprobs"][-n:]
+assert cb["text"].endswith(a["choices"][0]["text"]), (cb["text"], a["choices"][0]["text"])
+def close(x, y):
+    return abs(x - y) <= 1e-4 * max(1.0, abs(y))
+for d in (a, t):
+    c = d["choices"][0]
+    assert c["text"] == a["choices"][0]["text"], (c["text"], a["choices"][0]["text"])
+    la = c["logprobs"]["token_logprobs"]
+    assert len(la) == len(lb) == n, (len(la), len(lb))
+    assert all(close(x, y) for x, y in zip(la, lb)), (la, lb)
+ta = t["choices"][0]["logprobs"]["top_logprobs"]
+assert len(ta) == n, len(ta)
+for x, y in zip(ta, tb):
+    assert len(x) == len(y) == 2, (x, y)
+    assert list(x) == list(y), (x, y)  # same alternatives, most likely first
+    assert all(close(x[k], y[k]) for k in y), (x, y)
 PY
   echo "speculative decoding (${EXTRA[*]}): usage and metrics report it"
 fi

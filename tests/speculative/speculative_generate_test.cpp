@@ -234,47 +234,61 @@ TEST(Speculative, KvOfAcceptedPositionsEqualsPlainDecoding) {
 }
 
 TEST(Speculative, VerifyStepsReportTheSampledTokensLogprob) {
-  // n_logprobs = 0 on a verify step: each emitted token's logprob equals plain decoding's
-  // (the HTTP API's "logprobs": 0 and the Cap'n Proto API decode speculatively with it).
-  const std::vector<int32_t> prompt = {1, 403, 407, 261};
-  const int64_t L = static_cast<int64_t>(prompt.size());
-  Worker& w = target();
-  KvBlockAllocator alloc(w.kv_shape().n_blocks);
-  const int64_t bs = w.kv_shape().block_size;
-  SequenceStep a;
-  a.seq_id = 300;
-  a.tokens = prompt;
-  a.sampling.n_logprobs = 0;
-  ASSERT_TRUE(alloc.ensure(a.block_table, L + 8, bs));
-  std::vector<SampleResult> plain_samples = {w.run_step({1, {a}, {}}).outputs[0].samples[0]};
-  for (int i = 0; i < 6; ++i) {
-    a.tokens = {plain_samples.back().token};
-    a.pos0 = L + i;
-    plain_samples.push_back(w.run_step({2, {a}, {}}).outputs[0].samples[0]);
+  // n_logprobs = 0 / 3 on a verify step: each emitted token's logprob (and its top 3
+  // alternatives) equal plain decoding's (the HTTP API's "logprobs" and the Cap'n Proto
+  // API decode speculatively with them).
+  for (const int32_t n_top : {0, 3}) {
+    SCOPED_TRACE("n_logprobs " + std::to_string(n_top));
+    const std::vector<int32_t> prompt = {1, 403, 407, 261};
+    const int64_t L = static_cast<int64_t>(prompt.size());
+    Worker& w = target();
+    KvBlockAllocator alloc(w.kv_shape().n_blocks);
+    const int64_t bs = w.kv_shape().block_size;
+    SequenceStep a;
+    a.seq_id = 300;
+    a.tokens = prompt;
+    a.sampling.n_logprobs = n_top;
+    ASSERT_TRUE(alloc.ensure(a.block_table, L + 8, bs));
+    std::vector<SampleResult> plain_samples = {w.run_step({1, {a}, {}}).outputs[0].samples[0]};
+    for (int i = 0; i < 6; ++i) {
+      a.tokens = {plain_samples.back().token};
+      a.pos0 = L + i;
+      plain_samples.push_back(w.run_step({2, {a}, {}}).outputs[0].samples[0]);
+    }
+    for (const auto& x : plain_samples) {
+      EXPECT_LT(x.logprob, 0.0f);
+      ASSERT_EQ(x.top.size(), static_cast<size_t>(n_top));
+    }
+    // Verify [g0 | g1 g2 g3 wrong]: 3 accepted, then the correction g4.
+    SequenceStep b = a;
+    b.seq_id = 400;
+    b.block_table.clear();
+    b.tokens = prompt;
+    b.pos0 = 0;
+    ASSERT_TRUE(alloc.ensure(b.block_table, L + 8, bs));
+    w.run_step({3, {b}, {}});
+    const int32_t wrong = (plain_samples[4].token + 1) % 512;
+    b.tokens = {plain_samples[0].token, plain_samples[1].token, plain_samples[2].token, plain_samples[3].token, wrong};
+    b.draft_tokens = {plain_samples[1].token, plain_samples[2].token, plain_samples[3].token, wrong};
+    b.pos0 = L;
+    b.n_outputs = 5;
+    const SequenceOutput v = w.run_step({4, {b}, {}}).outputs[0];
+    ASSERT_EQ(v.accepted, 3);
+    ASSERT_EQ(v.samples.size(), 4u);
+    for (size_t i = 0; i < 4; ++i) {
+      const SampleResult& got = v.samples[i];
+      const SampleResult& want = plain_samples[i + 1];
+      EXPECT_EQ(got.token, want.token) << i;
+      EXPECT_NEAR(got.logprob, want.logprob, 1e-5) << i;
+      ASSERT_EQ(got.top.size(), want.top.size()) << i;
+      for (size_t j = 0; j < want.top.size(); ++j) {
+        EXPECT_EQ(got.top[j].token, want.top[j].token) << i << " alternative " << j;
+        EXPECT_NEAR(got.top[j].logprob, want.top[j].logprob, 1e-5) << i << " alternative " << j;
+      }
+    }
+    alloc.release(a.block_table);
+    alloc.release(b.block_table);
   }
-  for (const auto& x : plain_samples) EXPECT_LT(x.logprob, 0.0f);
-  // Verify [g0 | g1 g2 g3 wrong]: 3 accepted, then the correction g4.
-  SequenceStep b = a;
-  b.seq_id = 400;
-  b.block_table.clear();
-  b.tokens = prompt;
-  b.pos0 = 0;
-  ASSERT_TRUE(alloc.ensure(b.block_table, L + 8, bs));
-  w.run_step({3, {b}, {}});
-  const int32_t wrong = (plain_samples[4].token + 1) % 512;
-  b.tokens = {plain_samples[0].token, plain_samples[1].token, plain_samples[2].token, plain_samples[3].token, wrong};
-  b.draft_tokens = {plain_samples[1].token, plain_samples[2].token, plain_samples[3].token, wrong};
-  b.pos0 = L;
-  b.n_outputs = 5;
-  const SequenceOutput v = w.run_step({4, {b}, {}}).outputs[0];
-  ASSERT_EQ(v.accepted, 3);
-  ASSERT_EQ(v.samples.size(), 4u);
-  for (size_t i = 0; i < 4; ++i) {
-    EXPECT_EQ(v.samples[i].token, plain_samples[i + 1].token) << i;
-    EXPECT_NEAR(v.samples[i].logprob, plain_samples[i + 1].logprob, 1e-5) << i;
-  }
-  alloc.release(a.block_table);
-  alloc.release(b.block_table);
 }
 
 }  // namespace
