@@ -49,8 +49,14 @@ void requantise(kernels::WeightMatrix& m, std::vector<std::unique_ptr<uint8_t[]>
 
 Int8CopyStats make_int8_copy(LlamaWeights& w, std::vector<std::unique_ptr<uint8_t[]>>& owned) {
   Int8CopyStats st;
-  for (LlamaLayerWeights& l : w.layers)
+  for (LlamaLayerWeights& l : w.layers) {
     for (kernels::WeightMatrix* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) requantise(*m, owned, st);
+    // MoE: every expert this rank holds and the shared one. The router stays as it is
+    // (E rows: cheap, and the draft then routes like the target).
+    for (MoeExpertWeights* e = l.moe.experts.data(); e != l.moe.experts.data() + l.moe.experts.size(); ++e)
+      for (kernels::WeightMatrix* m : {&e->gate, &e->up, &e->down}) requantise(*m, owned, st);
+    for (kernels::WeightMatrix* m : {&l.moe.shared.gate, &l.moe.shared.up, &l.moe.shared.down}) requantise(*m, owned, st);
+  }
   requantise(w.output, owned, st);  // a tied head gets its own copy; the embedding stays
   return st;
 }

@@ -2,7 +2,8 @@
 // Every F32 / F16 / BF16 matrix whose rows are a multiple of the 32-element block is
 // requantised with kernels::quantize_row into a buffer the LoadedModel owns; matrices
 // already block-quantised (Q8_0, Q4_0, Q4_1: no bigger than Q8_0) and rows of another
-// length keep their views of the checkpoint. On CPUs with AVX-512 VNNI the new Q8_0
+// length keep their views of the checkpoint. MoE experts (and a shared expert) are
+// requantised like dense matrices; routers are kept. On CPUs with AVX-512 VNNI the new Q8_0
 // matrices are repacked 16 rows interleaved (kernels/q8_packed.h): only matmul reads them. The embedding table is left as it is (a
 // decode step reads one row of it); a tied LM head gets its own Q8_0 copy.
 #pragma once

@@ -12,6 +12,9 @@
 
 #include "coordinator/generator.h"
 #include "coordinator/step_runner.h"
+#include "kernels/q8_packed.h"
+#include "model/llama.h"
+#include "model/loader.h"
 #include "tests/speculative/chi_square.h"
 #include "worker/verify.h"
 #include "worker/worker.h"
@@ -90,6 +93,48 @@ TEST(Speculative, GreedyIsIdenticalForEveryDraftKind) {
       }
     }
   }
+}
+
+// The int8 self-draft of a MoE target requantises every expert (and packs it for the
+// VNNI kernel where there is one) but keeps the router; greedy output equals plain
+// decoding and the copy agrees with its target most of the time. The target is the
+// llama.cpp-golden MoE GGUF (8 experts, top-2) of tests/moe.
+TEST(Speculative, Int8DraftOfAMoeTargetRequantisesItsExperts) {
+  const std::string path = std::string(TESSERA_TEST_DATA) + "/gguf_tiny_moe/model_f32.gguf";
+  kernels::ThreadPool pool(1);
+  LoadOptions lo;
+  lo.int8_copy = true;
+  const auto copy = load_model(path, pool, {}, {}, lo);
+  const auto& layers = dynamic_cast<const LlamaModel&>(*copy->model).weights().layers;
+  ASSERT_FALSE(layers.empty());
+  int64_t experts = 0;
+  for (const LlamaLayerWeights& l : layers) {
+    EXPECT_EQ(l.moe.router.dtype, DType::kF32) << "the router is kept";
+    for (const MoeExpertWeights& e : l.moe.experts) {
+      for (const kernels::WeightMatrix* m : {&e.gate, &e.up, &e.down}) {
+        EXPECT_EQ(m->dtype, DType::kQ8_0);
+        EXPECT_EQ(m->layout == kernels::WeightLayout::kQ8Rows16, kernels::q8_rows16_available());
+      }
+      ++experts;
+    }
+  }
+  EXPECT_EQ(experts, static_cast<int64_t>(layers.size()) * 8);
+
+  WorkerOptions wo = small_options();
+  Worker moe_target(path, wo);
+  auto draft = make_draft("int8", path, wo, moe_target.config().vocab_size);
+  GenerateOptions opt;
+  opt.max_new_tokens = 40;
+  const std::vector<int32_t> prompt = {1, 5, 9, 17, 33};
+  Generator g(moe_target);
+  std::vector<int32_t> want;
+  g.generate(prompt, opt, [&](int32_t id) {
+    want.push_back(id);
+    return true;
+  });
+  SpeculativeStats st;
+  EXPECT_EQ(speculative(*draft, {4}, prompt, opt, &st, moe_target), want);
+  EXPECT_GT(st.acceptance_rate(), 0.5) << "an int8 copy of the target should agree";
 }
 
 TEST(Speculative, StopTokensAndMaxTokensAsPlain) {
