@@ -78,8 +78,8 @@ class NgramDraft final : public Draft {
 struct SpeculativeOptions {
   int32_t k = 4;           // draft tokens per verify step (the start value when adaptive)
   bool adaptive = false;   // adapt K to the running acceptance (see docs/SPECULATIVE.md)
-  int32_t k_min = 1;
-  int32_t k_max = 8;
+  int32_t k_min = AdaptiveK::kMin;
+  int32_t k_max = AdaptiveK::kMax;
 };
 
 struct SpeculativeStats {
