@@ -20,6 +20,7 @@
 #include "cli/model_flags.h"
 #include "common/error.h"
 #include "common/json.h"
+#include "coordinator/adaptive_k.h"
 #include "coordinator/model_tokenizer.h"
 #include "coordinator/serving_loop.h"
 #include "server/capnp_server.h"
@@ -158,7 +159,17 @@ int serve(const Args& a, StepRunner& runner, const Tokenizer& tok, const checkpo
     sc.speculative_k = static_cast<int32_t>(a.int64("draft-k"));
     TESSERA_REQUIRE(sc.speculative_k >= 1 && sc.speculative_k <= 16, ErrorKind::kInvalidInput,
                     "--draft-k must be in 1..16, got ", sc.speculative_k);
+    sc.speculative_adaptive = a.on("draft-k-adaptive");
+    TESSERA_REQUIRE(!sc.speculative_adaptive || sc.speculative_k <= AdaptiveK::kMax, ErrorKind::kInvalidInput,
+                    "--draft-k-adaptive: --draft-k is the start value and must be in 1..", AdaptiveK::kMax, ", got ",
+                    sc.speculative_k);
+    sc.speculative_max_batch_tokens = a.int64("draft-max-batch-tokens");
+    TESSERA_REQUIRE(sc.speculative_max_batch_tokens >= 0, ErrorKind::kInvalidInput,
+                    "--draft-max-batch-tokens must be >= 0 (0: no cap), got ", sc.speculative_max_batch_tokens);
     drafts = make_draft_proposer(a.str("draft"), a.str("model"), worker_options_from(a), runner.config().vocab_size);
+  } else {
+    TESSERA_REQUIRE(!a.on("draft-k-adaptive") && a.int64("draft-max-batch-tokens") == 0, ErrorKind::kInvalidInput,
+                    "--draft-k-adaptive and --draft-max-batch-tokens need --draft");
   }
   ServingLoop loop(runner, sc, drafts.get());
 
@@ -246,6 +257,11 @@ int run_serve(int argc, char** argv) {
          "not ask for top logprobs: a draft checkpoint with the target's vocabulary, an int8 copy of the target, or "
          "prompt lookup; model drafts run in rank 0's process");
   a.flag("draft-k", "K", "draft tokens verified per target pass (with --draft)", "4");
+  a.flag("draft-k-adaptive", "", "adapt each request's K (1..8) to its own acceptance, starting from --draft-k "
+         "(+1 after a fully accepted draft, -1 after one with fewer than half accepted)");
+  a.flag("draft-max-batch-tokens", "N", "cap a step's verify work: the decoding sequences take at most N tokens "
+         "together (K + 1 each), the largest K shrinking first down to plain decoding; 0: no cap "
+         "(docs/SPECULATIVE.md, \"In tessera serve\", on choosing N)", "0");
   a.flag("max-queue", "N", "requests waiting at most; beyond it the server answers 429", "256");
   a.flag("kv-tokens", "N", "KV cache positions shared by all sequences (a multiple of --kv-block-size)", "16384");
   a.flag("max-body-bytes", "N", "largest request body", "1048576");

@@ -56,6 +56,8 @@ Scheduler::Scheduler(const SchedulerConfig& config, int64_t kv_blocks, int64_t k
   TESSERA_REQUIRE(config_.max_batch_tokens >= 1, ErrorKind::kInvalidInput, "max batch tokens must be >= 1");
   TESSERA_REQUIRE(config_.max_running >= 1, ErrorKind::kInvalidInput, "max running sequences must be >= 1");
   TESSERA_REQUIRE(config_.max_waiting >= 0, ErrorKind::kInvalidInput, "max queue must be >= 0");
+  TESSERA_REQUIRE(config_.speculative_max_batch_tokens >= 0, ErrorKind::kInvalidInput,
+                  "--draft-max-batch-tokens must be >= 0, got ", config_.speculative_max_batch_tokens);
   // Under CP each rank's pool holds about 1/C of a sequence (one block of slack).
   const int64_t pool_positions = config_.cp > 1 ? (kv_blocks - 1) * kv_block_size * config_.cp
                                                 : kv_blocks * kv_block_size;
@@ -77,6 +79,7 @@ bool Scheduler::add(SequenceRequest request) {
   s->tokens = request.prompt;
   s->rng_state = request.rng_state != 0 ? request.rng_state : 0x9E3779B97F4A7C15ull;
   s->draft_rng = (s->rng_state ^ 0xD1B54A32D192ED03ull) | 1;
+  s->draft_k = AdaptiveK(config_.speculative_k);
   s->req = std::move(request);
   waiting_.push_back(std::move(s));
   return true;
@@ -257,13 +260,21 @@ Scheduler::Iteration Scheduler::schedule(const StepCostModel* cost, DraftPropose
   // (not done yet): they decode plainly.
   // So would CP sequences (their per-rank KV lengths after a partial acceptance).
   if (drafts != nullptr && config_.speculative_k > 0 && config_.state_slots == 0 && config_.cp == 1) {
-    for (Sequence* s : decoders) {
+    // The K each decoder wants (0: plain decode), then the batch cap over all of them.
+    std::vector<int32_t> want(decoders.size(), 0);
+    for (size_t i = 0; i < decoders.size(); ++i) {
+      const Sequence* s = decoders[i];
       // Verify steps report the sampled token's logprob and its top alternatives
       // (fill_verify_logprobs); prompt logprobs (echo) keep a request on plain steps.
       if (s->req.prompt_logprobs) continue;
       const int64_t room = std::min(s->req.max_tokens - s->generated - 1,
                                     config_.max_context - static_cast<int64_t>(s->tokens.size()) - 1);
-      const int32_t k = static_cast<int32_t>(std::min<int64_t>(config_.speculative_k, room));
+      want[i] = static_cast<int32_t>(std::max<int64_t>(0, std::min<int64_t>(s->draft_k.k(), room)));
+    }
+    cap_draft_lengths(want, config_.speculative_max_batch_tokens);
+    for (size_t i = 0; i < decoders.size(); ++i) {
+      Sequence* s = decoders[i];
+      const int32_t k = want[i];
       if (k <= 0) continue;
       DraftRequest r;
       r.seq_id = s->req.id;
@@ -426,6 +437,10 @@ std::vector<SequenceEvent> Scheduler::apply(const StepPlan& plan, const StepResu
       ++s->speculative.verify_steps;
       s->speculative.drafted += static_cast<int64_t>(st.draft_tokens.size());
       s->speculative.accepted += out.accepted;
+      if (config_.speculative_adaptive) {
+        s->draft_k.update(static_cast<int64_t>(st.draft_tokens.size()), out.accepted);
+        s->speculative.final_k = s->draft_k.k();
+      }
       publish_blocks(*s);
       const size_t before = events.size();
       for (const SampleResult& sample : out.samples) emit(sample);

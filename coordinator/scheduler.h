@@ -29,6 +29,7 @@
 #include <optional>
 #include <vector>
 
+#include "coordinator/adaptive_k.h"
 #include "coordinator/draft_proposer.h"
 #include "coordinator/prefix_cache.h"
 #include "coordinator/step_cost_model.h"
@@ -54,6 +55,14 @@ struct SchedulerConfig {
   // schedule()). Requests that want top logprobs (n > 0) or prompt
   // logprobs decode plainly; the sampled token's logprob comes with verify steps too.
   int32_t speculative_k = 0;
+  // Adaptive K (coordinator/adaptive_k.h): each sequence starts at speculative_k and
+  // follows its own acceptance (1..8); its K survives preemption (it describes how
+  // well the draft predicts this request's text, which recomputing does not change).
+  bool speculative_adaptive = false;
+  // Batch cap on verify work, 0: none. The decoding sequences of a step take at most
+  // this many tokens together, sum of (K_i + 1): the largest K_i shrink first, down to
+  // plain decoding (cap_draft_lengths). Plain decodes are never dropped for it.
+  int64_t speculative_max_batch_tokens = 0;
   // Plans kept in flight together (the pipeline's stage count): each plan then takes
   // about running / depth of the decodes, so consecutive plans carry different
   // sequences and every stage has work.
@@ -94,6 +103,7 @@ struct SpeculativeCounts {
   int64_t verify_steps = 0;  // target passes that verified a draft
   int64_t drafted = 0;       // draft tokens proposed
   int64_t accepted = 0;      // of which the target accepted
+  int32_t final_k = 0;       // adaptive K only: the sequence's K after its latest verify
 };
 
 struct SequenceEvent {
@@ -151,6 +161,7 @@ class Scheduler {
     uint64_t rng_state = 1;
     uint64_t draft_rng = 1;          // the draft's own stream (speculative decoding)
     SpeculativeCounts speculative;
+    AdaptiveK draft_k;               // K for its next verify (fixed unless adaptive)
     FinishReason finish = FinishReason::kNone;
     bool scheduled = false;          // has a slice in the current plan
     int32_t state_slot = -1;         // fixed-state models (SchedulerConfig::state_slots)

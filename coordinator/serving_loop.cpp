@@ -200,6 +200,9 @@ void ServingLoop::run(const std::function<bool()>& should_stop) {
         spec.draft_tokens += static_cast<int64_t>(st.draft_tokens.size());
         spec.accepted_tokens += std::max(0, result.outputs[i].accepted);
         spec.verify_emitted += static_cast<int64_t>(result.outputs[i].samples.size());
+        const size_t k = st.draft_tokens.size();
+        if (spec.verify_k_counts.size() <= k) spec.verify_k_counts.resize(k + 1, 0);
+        ++spec.verify_k_counts[k];
       }
       events = scheduler_.apply(done.plan, result);
     }
@@ -241,6 +244,9 @@ void ServingLoop::run(const std::function<bool()>& should_stop) {
         stats_.draft_tokens += spec.draft_tokens;
         stats_.accepted_tokens += spec.accepted_tokens;
         stats_.verify_emitted += spec.verify_emitted;
+        if (stats_.verify_k_counts.size() < spec.verify_k_counts.size())
+          stats_.verify_k_counts.resize(spec.verify_k_counts.size(), 0);
+        for (size_t k = 0; k < spec.verify_k_counts.size(); ++k) stats_.verify_k_counts[k] += spec.verify_k_counts[k];
         if (drafts_ != nullptr) stats_.draft_seconds = drafts_->seconds;
       }
     }

@@ -56,6 +56,7 @@ struct LoopStats {  // a snapshot for /metrics
   int64_t draft_tokens = 0;      // proposed
   int64_t accepted_tokens = 0;   // accepted by the target
   int64_t verify_emitted = 0;    // tokens those verify slices produced (accepted + 1 each)
+  std::vector<int64_t> verify_k_counts;  // [K]: verify slices that verified K draft tokens
   double draft_seconds = 0;      // time the draft spent proposing
   // MoE models: (token, expert) pairs per [layer][expert], refreshed at most once a
   // second (a stats call to every worker when distributed); empty for dense models.

@@ -158,7 +158,8 @@ std::unique_ptr<Draft> make_draft(const std::string& spec, const std::string& ta
 // ---- SpeculativeGenerator ----
 
 SpeculativeGenerator::SpeculativeGenerator(StepRunner& target, Draft& draft, SpeculativeOptions options)
-    : target_(target), draft_(draft), options_(options), allocator_(target.kv_blocks()), k_(options.k) {
+    : target_(target), draft_(draft), options_(options), allocator_(target.kv_blocks()),
+      k_(options.k, options.k_min, options.k_max) {
   TESSERA_REQUIRE(options.k >= 1, ErrorKind::kInvalidInput, "--draft-k must be >= 1, got ", options.k);
   TESSERA_REQUIRE(options.k_min >= 1 && options.k_min <= options.k_max, ErrorKind::kInvalidInput,
                   "adaptive K bounds must satisfy 1 <= min <= max");
@@ -186,7 +187,7 @@ GenerateStats SpeculativeGenerator::generate(std::span<const int32_t> prompt, co
   stats_ = SpeculativeStats{};
   draft_.reset();
   draft_.seconds = 0;
-  if (!options_.adaptive) k_ = options_.k;
+  if (!options_.adaptive) k_ = AdaptiveK(options_.k, options_.k_min, options_.k_max);
   GenerateStats stats;
   stats.prompt_tokens = prompt_len;
   SequenceStep seq;
@@ -232,7 +233,7 @@ GenerateStats SpeculativeGenerator::generate(std::span<const int32_t> prompt, co
     // The verify step writes positions len - 1 .. len - 1 + k: stay in the context, and
     // draft no more than can still be emitted.
     const int64_t room = std::min(context - len, max_new - stats.generated_tokens - 1);
-    const int32_t k = static_cast<int32_t>(std::max<int64_t>(0, std::min<int64_t>(k_, room)));
+    const int32_t k = static_cast<int32_t>(std::max<int64_t>(0, std::min<int64_t>(k_.k(), room)));
     draft_tokens.clear();
     draft_probs.clear();
     if (k > 0) {
@@ -262,10 +263,7 @@ GenerateStats SpeculativeGenerator::generate(std::span<const int32_t> prompt, co
     stats_.drafted += kk;
     if (kk > 0) {
       stats_.accepted += out.accepted;
-      if (options_.adaptive) {  // grow after a fully accepted draft, shrink after a poor one
-        if (out.accepted == kk && kk == k_) k_ = std::min(k_ + 1, options_.k_max);
-        else if (2 * out.accepted < kk) k_ = std::max(k_ - 1, options_.k_min);
-      }
+      if (options_.adaptive) k_.update(kk, out.accepted);  // coordinator/adaptive_k.h
     }
     // Rejected tokens went into a fixed-state model's state: restore the saved state and
     // replay ctx.back() and the accepted tokens (no outputs, the RNG does not move).

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "coordinator/adaptive_k.h"
 #include "coordinator/generator.h"
 #include "coordinator/kv_block_allocator.h"
 #include "coordinator/step_runner.h"
@@ -77,8 +78,8 @@ class NgramDraft final : public Draft {
 struct SpeculativeOptions {
   int32_t k = 4;           // draft tokens per verify step (the start value when adaptive)
   bool adaptive = false;   // adapt K to the running acceptance (see docs/SPECULATIVE.md)
-  int32_t k_min = 1;
-  int32_t k_max = 8;
+  int32_t k_min = AdaptiveK::kMin;
+  int32_t k_max = AdaptiveK::kMax;
 };
 
 struct SpeculativeStats {
@@ -105,7 +106,7 @@ class SpeculativeGenerator {
                          const std::function<bool(int32_t)>& on_token);
 
   const SpeculativeStats& stats() const { return stats_; }  // of the last generate
-  int32_t current_k() const { return k_; }
+  int32_t current_k() const { return k_.k(); }
 
  private:
   StepRunner& target_;
@@ -113,7 +114,7 @@ class SpeculativeGenerator {
   SpeculativeOptions options_;
   KvBlockAllocator allocator_;
   SpeculativeStats stats_;
-  int32_t k_;
+  AdaptiveK k_;  // fixed at options.k unless options.adaptive
   uint64_t next_seq_id_ = 1;
 };
 

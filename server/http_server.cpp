@@ -471,6 +471,7 @@ struct HttpServer::Impl final : public kj::HttpService {
       spec.verify_steps += c.speculative.verify_steps;
       spec.drafted += c.speculative.drafted;
       spec.accepted += c.speculative.accepted;
+      spec.final_k = std::max(spec.final_k, c.speculative.final_k);
     }
     if (spec.verify_steps > 0) {
       Json sp = Json::object();
@@ -478,6 +479,8 @@ struct HttpServer::Impl final : public kj::HttpService {
       sp.set("draft_tokens", Json::integer(spec.drafted));
       sp.set("accepted_tokens", Json::integer(spec.accepted));
       sp.set("acceptance_rate", Json::number(spec.drafted > 0 ? static_cast<double>(spec.accepted) / spec.drafted : 0.0));
+      // --draft-k-adaptive: the K the request ended with (n > 1 choices: the largest).
+      if (spec.final_k > 0) sp.set("final_k", Json::integer(spec.final_k));
       u.set("speculative", std::move(sp));
     }
     return u;

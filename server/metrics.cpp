@@ -132,6 +132,22 @@ std::string Metrics::render(const LoopStats& loop, const std::string& model) con
        loop.draft_tokens > 0 ? static_cast<double>(loop.accepted_tokens) / static_cast<double>(loop.draft_tokens) : 0.0);
   header(out, "tessera_speculative_draft_seconds_total", "counter", "time the draft spent proposing");
   line(out, "tessera_speculative_draft_seconds_total", loop.draft_seconds);
+  // K per verify slice: adaptive K and the batch cap move it (sum / count = mean K).
+  header(out, "tessera_speculative_k", "histogram",
+         "draft tokens verified per verify slice (K; --draft-k-adaptive and --draft-max-batch-tokens change it)");
+  int64_t k_count = 0, k_sum = 0;
+  for (size_t k = 0; k < loop.verify_k_counts.size(); ++k) {
+    k_count += loop.verify_k_counts[k];
+    k_sum += static_cast<int64_t>(k) * loop.verify_k_counts[k];
+  }
+  for (size_t le : {1, 2, 3, 4, 5, 6, 7, 8, 12, 16}) {
+    int64_t cum = 0;
+    for (size_t k = 0; k <= le && k < loop.verify_k_counts.size(); ++k) cum += loop.verify_k_counts[k];
+    out += "tessera_speculative_k_bucket{le=\"" + std::to_string(le) + "\"} " + std::to_string(cum) + "\n";
+  }
+  out += "tessera_speculative_k_bucket{le=\"+Inf\"} " + std::to_string(k_count) + "\n";
+  out += "tessera_speculative_k_sum " + std::to_string(k_sum) + "\n";
+  out += "tessera_speculative_k_count " + std::to_string(k_count) + "\n";
   header(out, "tessera_last_step_seconds", "gauge",
          "wall time of the latest step (kind=actual) and what the step-cost model predicted for it (kind=predicted, "
          "0 until it has seen enough steps)");

@@ -57,5 +57,10 @@ expect_error "wrong magic" "junk.gguf" "$T" generate --model "$TMP/junk.gguf" --
 head -c 5000 "$M/stories260K.bin" >"$TMP/trunc.bin"
 expect_error "truncated llama2.c" "trunc.bin" "$T" generate --model "$TMP/trunc.bin" --tokenizer "$M/tok512.bin"
 expect_error "unknown command" "unknown command" "$T" frobnicate
+# Speculative serving flags (docs/SPECULATIVE.md, "In tessera serve"): refused before serving.
+S=("$T" serve --model "$M/stories260K.gguf" --http 127.0.0.1:0)
+expect_error "serve --draft-k-adaptive without --draft" "need --draft" "${S[@]}" --draft-k-adaptive
+expect_error "serve adaptive K start above 8" "must be in 1..8, got 12" "${S[@]}" --draft ngram --draft-k 12 --draft-k-adaptive
+expect_error "serve negative batch cap" "draft-max-batch-tokens must be >= 0" "${S[@]}" --draft ngram --draft-max-batch-tokens -1
 
 exit $fail

@@ -99,6 +99,13 @@ if [[ " ${EXTRA[*]} " == *" --draft "* ]]; then
   # (to a file first: grep -q closing the pipe early would fail curl under pipefail)
   curl -sf "$URL/metrics" >"$WORK/spec_metrics" || fail "metrics"
   grep -qE '^tessera_speculative_tokens_total\{kind="drafted"\} [1-9]' "$WORK/spec_metrics" || fail "no drafted tokens in /metrics"
+  grep -qE '^tessera_speculative_k_count [1-9]' "$WORK/spec_metrics" || fail "no K histogram in /metrics"
+  if [[ " ${EXTRA[*]} " == *" --draft-k-adaptive "* ]]; then
+    json '1 <= d["usage"]["speculative"]["final_k"] <= 8' | grep -qx True ||
+      fail "usage.speculative.final_k missing with --draft-k-adaptive: $(cat "$WORK/out")"
+  else
+    json '"final_k" not in d["usage"]["speculative"]' | grep -qx True || fail "final_k without --draft-k-adaptive"
+  fi
   # logprobs 0 and 2 decode speculatively (verify steps report the sampled token's
   # logprob and its top alternatives); echo + logprobs 2 (prompt logprobs) decodes
   # plainly: the same tokens, logprobs and alternatives.
