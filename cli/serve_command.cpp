@@ -150,9 +150,13 @@ int serve(const Args& a, StepRunner& runner, const Tokenizer& tok, const checkpo
   sc.cp = runner.cp_size();  // CP: shards, no prefix cache (coordinator/scheduler.h)
   std::unique_ptr<DraftProposer> drafts;
   if (a.has("draft")) {
-    TESSERA_REQUIRE(!runner.config().fixed_state, ErrorKind::kInvalidInput,
-                    "--draft: speculative decoding of a fixed-state model (RecurrentGemma) needs its recurrent state "
-                    "restored after rejections, which is not implemented yet");
+    // Fixed-state targets (RecurrentGemma) speculate with two state slots per sequence
+    // (the scheduler restores the saved state after a rejection); their drafts are
+    // ngram or a KV-cache model of the same vocabulary (make_draft refuses a fixed-state
+    // draft model).
+    TESSERA_REQUIRE(!runner.config().fixed_state || runner.state_slots() >= 2, ErrorKind::kInvalidInput,
+                    "--draft with ", runner.config().architecture, ": speculative decoding needs 2 state slots per "
+                    "sequence, the workers hold ", runner.state_slots());
     TESSERA_REQUIRE(runner.cp_size() == 1, ErrorKind::kInvalidInput,
                     "--draft with --cp: rolling back a context-parallel sequence's sharded KV after a rejection "
                     "is not implemented yet");

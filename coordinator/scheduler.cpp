@@ -63,7 +63,11 @@ Scheduler::Scheduler(const SchedulerConfig& config, int64_t kv_blocks, int64_t k
                                                 : kv_blocks * kv_block_size;
   if (config_.max_context <= 0 || config_.max_context > pool_positions) config_.max_context = pool_positions;
   if (config_.state_slots > 0) {
-    config_.max_running = std::min(config_.max_running, config_.state_slots);
+    paired_slots_ = config_.speculative_k > 0 && config_.cp == 1;
+    TESSERA_REQUIRE(!paired_slots_ || config_.state_slots >= 2, ErrorKind::kInvalidInput,
+                    "speculative decoding of a fixed-state model needs 2 state slots per sequence; the workers hold ",
+                    config_.state_slots);
+    config_.max_running = std::min(config_.max_running, paired_slots_ ? config_.state_slots / 2 : config_.state_slots);
     config_.prefix_caching = false;
     for (int64_t i = config_.state_slots - 1; i >= 0; --i) free_state_slots_.push_back(static_cast<int32_t>(i));
   }
@@ -93,6 +97,12 @@ Scheduler::Sequence* Scheduler::find_running(uint64_t id) {
   return nullptr;
 }
 
+void Scheduler::free_slots(Sequence& s) {
+  if (s.state_slot >= 0) free_state_slots_.push_back(std::exchange(s.state_slot, -1));
+  if (s.backup_slot >= 0) free_state_slots_.push_back(std::exchange(s.backup_slot, -1));
+  s.restore = false;
+}
+
 void Scheduler::preempt(Sequence& s) {
   auto it = std::find_if(running_.begin(), running_.end(), [&](const SeqPtr& p) { return p.get() == &s; });
   CHECK(it != running_.end());
@@ -100,7 +110,7 @@ void Scheduler::preempt(Sequence& s) {
   cache_.release(s.table);
   s.hashes.clear();
   s.computed = 0;
-  if (s.state_slot >= 0) free_state_slots_.push_back(std::exchange(s.state_slot, -1));
+  free_slots(s);
   s.cp_kv_lens.clear();
   waiting_.push_front(std::move(*it));
   running_.erase(it);
@@ -150,6 +160,10 @@ void Scheduler::add_slice(Sequence& s, int64_t n, StepPlan& plan) {
   st.pos0 = s.computed;
   st.block_table = s.table;
   st.state_slot = s.state_slot;
+  if (s.restore) {  // back to the state at `computed` saved before a rejected verify
+    plan.state_copies.push_back({s.backup_slot, s.state_slot});
+    s.restore = false;
+  }
   st.sampling = s.req.sampling;
   st.rng_state = s.rng_state;
   const bool ends = s.computed + n == static_cast<int64_t>(s.tokens.size());
@@ -206,7 +220,7 @@ Scheduler::Iteration Scheduler::schedule(const StepCostModel* cost, DraftPropose
     if ((*i)->finish != FinishReason::kNone && !(*i)->scheduled) {
       cache_.release((*i)->table);
       if (drafts != nullptr) drafts->release((*i)->req.id);
-      if ((*i)->state_slot >= 0) free_state_slots_.push_back(std::exchange((*i)->state_slot, -1));
+      free_slots(**i);
       it.plan.release.push_back((*i)->req.id);
       i = running_.erase(i);
     } else {
@@ -256,10 +270,10 @@ Scheduler::Iteration Scheduler::schedule(const StepCostModel* cost, DraftPropose
   const auto decode_cap = static_cast<size_t>((static_cast<int64_t>(running_.size()) + depth - 1) / depth);
   if (decoders.size() > decode_cap) decoders.resize(decode_cap);
   std::vector<DraftRequest> proposals;
-  // Fixed-state models would need their recurrent state restored after a rejection
-  // (not done yet): they decode plainly.
-  // So would CP sequences (their per-rank KV lengths after a partial acceptance).
-  if (drafts != nullptr && config_.speculative_k > 0 && config_.state_slots == 0 && config_.cp == 1) {
+  // Fixed-state models speculate with a saved state per sequence (paired_slots_). CP
+  // sequences decode plainly (their per-rank KV lengths after a partial acceptance).
+  if (drafts != nullptr && config_.speculative_k > 0 && config_.cp == 1 &&
+      (config_.state_slots == 0 || paired_slots_)) {
     // The K each decoder wants (0: plain decode), then the batch cap over all of them.
     std::vector<int32_t> want(decoders.size(), 0);
     for (size_t i = 0; i < decoders.size(); ++i) {
@@ -305,6 +319,9 @@ Scheduler::Iteration Scheduler::schedule(const StepCostModel* cost, DraftPropose
       st.tokens.insert(st.tokens.end(), st.draft_tokens.begin(), st.draft_tokens.end());
       if (vocab > 0) st.draft_probs.assign(d->probs.begin(), d->probs.begin() + static_cast<std::ptrdiff_t>(k * vocab));
       st.n_outputs = static_cast<int32_t>(k + 1);
+      // The state before the pending token, kept to roll back to (copies run before the
+      // step's forward pass).
+      if (paired_slots_) it.plan.state_copies.push_back({s->state_slot, s->backup_slot});
     }
     budget -= 1 + k;
   }
@@ -356,10 +373,13 @@ Scheduler::Iteration Scheduler::schedule(const StepCostModel* cost, DraftPropose
       break;
     }
     CHECK(cache_.ensure(s.table, slots_after(s, n)));
-    if (config_.state_slots > 0) {  // a slot is free: running_ < max_running <= state_slots
-      CHECK(!free_state_slots_.empty());
-      s.state_slot = free_state_slots_.back();
-      free_state_slots_.pop_back();
+    if (config_.state_slots > 0) {  // slots are free: running_ < max_running <= state_slots (/ 2)
+      for (int32_t* slot : {&s.state_slot, &s.backup_slot}) {
+        if (slot == &s.backup_slot && !paired_slots_) break;
+        CHECK(!free_state_slots_.empty());
+        *slot = free_state_slots_.back();
+        free_state_slots_.pop_back();
+      }
     }
     running_.push_back(std::move(waiting_.front()));
     waiting_.pop_front();
@@ -434,6 +454,12 @@ std::vector<SequenceEvent> Scheduler::apply(const StepPlan& plan, const StepResu
                       ErrorKind::kInternal, "sequence ", st.seq_id, ": verify result with ", out.accepted,
                       " accepted of ", st.draft_tokens.size(), " and ", out.samples.size(), " samples");
       s->computed = st.pos0 + 1 + out.accepted;
+      if (paired_slots_ && out.accepted < static_cast<int32_t>(st.draft_tokens.size())) {
+        // The rejected tokens went into the recurrent state: roll back to the state
+        // saved before this step; the next slice restores it and re-feeds from there.
+        s->computed = st.pos0;
+        s->restore = true;
+      }
       ++s->speculative.verify_steps;
       s->speculative.drafted += static_cast<int64_t>(st.draft_tokens.size());
       s->speculative.accepted += out.accepted;

@@ -70,7 +70,10 @@ struct SchedulerConfig {
   // > 0: a fixed-state model (RecurrentGemma): every running sequence holds one of the
   // workers' state slots, taken at admission and returned at release or preemption
   // (which recomputes from position 0, resetting the slot). max_running is capped to it
-  // and prefix caching is off (a cached block holds no recurrent state).
+  // and prefix caching is off (a cached block holds no recurrent state). With
+  // speculative_k > 0 a sequence holds two: its state and the state before its latest
+  // verify step (restored after a rejection, see Sequence::restore), so max_running is
+  // capped to half.
   int64_t state_slots = 0;
   // Context parallelism (docs/CONTEXT_PARALLEL.md): ranks of the CP ring. Above 1 the
   // pool is every rank's and a block table covers a sequence's longest shard; steps
@@ -165,6 +168,11 @@ class Scheduler {
     FinishReason finish = FinishReason::kNone;
     bool scheduled = false;          // has a slice in the current plan
     int32_t state_slot = -1;         // fixed-state models (SchedulerConfig::state_slots)
+    // Fixed-state speculation: the slot holding the state at `computed` saved by the
+    // latest verify step; after a rejection `computed` rolls back to that point and
+    // `restore` copies it back before the next slice re-feeds the accepted tokens.
+    int32_t backup_slot = -1;
+    bool restore = false;
   };
   using SeqPtr = std::unique_ptr<Sequence>;
 
@@ -188,6 +196,8 @@ class Scheduler {
   uint64_t next_step_ = 1;
   int64_t preemptions_ = 0;
   std::vector<int32_t> free_state_slots_;  // fixed-state models only
+  bool paired_slots_ = false;              // fixed-state + speculation: 2 slots per sequence
+  void free_slots(Sequence& s);
 };
 
 }  // namespace tessera

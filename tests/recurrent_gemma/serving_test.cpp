@@ -5,11 +5,13 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "common/error.h"
 #include "coordinator/batch_generator.h"
+#include "coordinator/draft_proposer.h"
 #include "coordinator/generator.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/speculative_generator.h"
@@ -45,15 +47,17 @@ std::vector<std::vector<int32_t>> prompts() {
 
 struct Served {
   std::map<uint64_t, std::vector<int32_t>> tokens;
+  std::map<uint64_t, SpeculativeCounts> speculative;
   int64_t preemptions = 0;
   int64_t max_slot = -1;
+  int64_t state_copies = 0;
 };
 
-Served serve(Worker& w, SchedulerConfig sc, int64_t kv_blocks, int64_t n_new) {
+Served serve(Worker& w, SchedulerConfig sc, int64_t kv_blocks, int64_t n_new, DraftProposer* drafts = nullptr,
+             const std::vector<std::vector<int32_t>>& ps = prompts()) {
   LocalStepRunner runner(w);
   sc.state_slots = runner.state_slots();
   Scheduler sched(sc, kv_blocks, runner.kv_block_size());
-  const auto ps = prompts();
   for (size_t i = 0; i < ps.size(); ++i) {
     SequenceRequest r;
     r.id = i + 1;
@@ -64,16 +68,25 @@ Served serve(Worker& w, SchedulerConfig sc, int64_t kv_blocks, int64_t n_new) {
   Served out;
   size_t finished = 0;
   for (int iter = 0; iter < 10000 && finished < ps.size(); ++iter) {
-    Scheduler::Iteration it = sched.schedule();
+    Scheduler::Iteration it = sched.schedule(nullptr, drafts);
     finished += it.finished.size();
     if (it.plan.sequences.empty()) continue;
+    std::set<int32_t> used;  // no two sequences of a step share a slot (state or saved)
     for (const SequenceStep& s : it.plan.sequences) {
       EXPECT_GE(s.state_slot, 0);
+      EXPECT_TRUE(used.insert(s.state_slot).second) << "slot " << s.state_slot << " twice in step " << it.plan.step_id;
       out.max_slot = std::max<int64_t>(out.max_slot, s.state_slot);
     }
+    for (const StateCopy& c : it.plan.state_copies) {
+      EXPECT_NE(c.src, c.dst);
+      EXPECT_TRUE(used.count(c.src) + used.count(c.dst) == 1) << "a copy between the step's slot and its saved one";
+      out.max_slot = std::max<int64_t>(out.max_slot, std::max(c.src, c.dst));
+    }
+    out.state_copies += static_cast<int64_t>(it.plan.state_copies.size());
     const StepResult r = runner.run_step(it.plan);
     for (const SequenceEvent& e : sched.apply(it.plan, r)) {
       if (e.token) out.tokens[e.id].push_back(e.token->token);
+      out.speculative[e.id] = e.speculative;
       if (e.finish != FinishReason::kNone) ++finished;
     }
   }
@@ -194,6 +207,52 @@ TEST(RecurrentGemmaServing, SpeculativeGreedyEqualsPlainGreedy) {
     EXPECT_GT(gen.stats().drafted, 0);
     EXPECT_LT(gen.stats().accepted, gen.stats().drafted) << "no rejection: the rollback was not exercised";
   }
+}
+
+}  // namespace
+}  // namespace tessera
+
+namespace tessera {
+namespace {
+
+// tessera serve --draft on a fixed-state target: each sequence holds two state slots
+// (its state and the one saved by its latest verify step); a rejection rolls `computed`
+// back to the saved point and the next slice restores the state and re-feeds the
+// accepted tokens. Requests interleaved, chunked and preempted must still produce what
+// they produce alone, with drafts both accepted and rejected.
+TEST(RecurrentGemmaServing, SpeculativeServingEqualsAloneRuns) {
+  Worker w(kDir, WorkerOptions{});
+  std::vector<std::vector<int32_t>> ps;
+  for (const auto& prompt : prompts()) {
+    std::vector<int32_t> p = prompt;
+    for (int i = 0; i < 2; ++i) p.insert(p.end(), prompt.begin() + 1, prompt.end());  // repeats: n-gram hits
+    ps.push_back(p);
+  }
+  SchedulerConfig sc;
+  sc.max_batch_tokens = 24;
+  sc.max_running = 64;
+  sc.speculative_k = 4;
+  for (const int64_t blocks : {int64_t{1} << 16, int64_t{14}}) {
+    SCOPED_TRACE("KV blocks " + std::to_string(blocks));
+    PerSequenceDraftProposer drafts(std::make_unique<NgramDraft>(3, 1));
+    const Served got = serve(w, sc, blocks, 30, &drafts, ps);
+    int64_t drafted = 0, accepted = 0;
+    for (size_t i = 0; i < ps.size(); ++i) {
+      EXPECT_EQ(got.tokens.at(i + 1), alone(w, ps[i], 30)) << "request " << i + 1;
+      drafted += got.speculative.at(i + 1).drafted;
+      accepted += got.speculative.at(i + 1).accepted;
+    }
+    EXPECT_GT(accepted, 0);
+    EXPECT_LT(accepted, drafted) << "no rejection: the rollback was not exercised";
+    EXPECT_GT(got.state_copies, 0);
+    EXPECT_LT(got.max_slot, w.state_slots());
+    if (blocks == 14) EXPECT_GT(got.preemptions, 0);
+  }
+  // Half the slots run: each sequence holds two.
+  sc.state_slots = 8;
+  EXPECT_EQ(Scheduler(sc, 100, 16).config().max_running, 4);
+  sc.state_slots = 1;
+  EXPECT_THROW(Scheduler(sc, 100, 16), Error);
 }
 
 }  // namespace
