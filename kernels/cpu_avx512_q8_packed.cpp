@@ -117,7 +117,7 @@ void q8_rows16_rows(const WeightMatrix& w, const QActPair* xq, const QBlockSums*
   for (; g < g1; ++g) {
     const int64_t left = w.rows - g * kQ8Rows16;
     const __mmask16 m = left >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << left) - 1);
-    // The group's bytes (np * 1088: 20-50 KB for 576-1536 columns) stay in L1/L2 while
+    // The group's bytes (np * 1088: 10-26 KB for 576-1536 columns) stay in L1/L2 while
     // further token tiles reuse them.
     for (int64_t t = 0; t < n; t += kMaxTile) {
       const int nt = static_cast<int>(n - t < kMaxTile ? n - t : kMaxTile);
