@@ -273,6 +273,21 @@ void gemv_hot(benchmark::State& state, DType t, bool packed = false) {
   for (auto _ : state) matmul(pool, w, x.data(), 1, y.data());
   state.SetBytesProcessed(state.iterations() * dtype_row_bytes(t, cols) * rows);
 }
+// Small-M on an L2-resident matrix (256 x 576 F32, SmolLM2's row length): the FMA rate
+// of the verify kernels without the memory stream (FLOP/s against fma_peak).
+void BM_small_m_hot_F32_256x576(benchmark::State& state) {
+  const int64_t m = state.range(0), rows = 256, cols = 576;
+  WeightSet ws(DType::kF32, rows, cols, 0);
+  ThreadPool pool(kThreads);
+  const auto x = rand_floats(m * cols, 2);
+  std::vector<float> y(m * rows);
+  const WeightMatrix w = ws.matrix(0);
+  for (auto _ : state) matmul(pool, w, x.data(), m, y.data());
+  state.counters["FLOP/s"] = benchmark::Counter(static_cast<double>(state.iterations()) * 2.0 * m * rows * cols,
+                                                benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_small_m_hot_F32_256x576)->Arg(1)->Arg(4)->Arg(5)->Arg(9)->Arg(11)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
 void BM_gemv_hot_F32(benchmark::State& s) { gemv_hot(s, DType::kF32); }
 void BM_gemv_hot_Q8_0(benchmark::State& s) { gemv_hot(s, DType::kQ8_0); }
 void BM_gemv_hot_Q4_0(benchmark::State& s) { gemv_hot(s, DType::kQ4_0); }

@@ -50,8 +50,8 @@ Worker& broken_target() {
 const std::vector<std::vector<int32_t>> kPrompts = {
     {1}, {1, 403, 407, 261, 378}, {1, 365, 372, 261, 1227 % 512, 268, 341}};
 
-std::vector<int32_t> plain(const std::vector<int32_t>& prompt, const GenerateOptions& opt) {
-  Generator g(target());
+std::vector<int32_t> plain(const std::vector<int32_t>& prompt, const GenerateOptions& opt, Worker& w = target()) {
+  Generator g(w);
   std::vector<int32_t> out;
   g.generate(prompt, opt, [&](int32_t id) {
     out.push_back(id);
@@ -126,12 +126,7 @@ TEST(Speculative, Int8DraftOfAMoeTargetRequantisesItsExperts) {
   GenerateOptions opt;
   opt.max_new_tokens = 40;
   const std::vector<int32_t> prompt = {1, 5, 9, 17, 33};
-  Generator g(moe_target);
-  std::vector<int32_t> want;
-  g.generate(prompt, opt, [&](int32_t id) {
-    want.push_back(id);
-    return true;
-  });
+  const std::vector<int32_t> want = plain(prompt, opt, moe_target);
   SpeculativeStats st;
   EXPECT_EQ(speculative(*draft, {4}, prompt, opt, &st, moe_target), want);
   EXPECT_GT(st.acceptance_rate(), 0.5) << "an int8 copy of the target should agree";
