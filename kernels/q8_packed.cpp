@@ -9,7 +9,10 @@
 
 namespace tessera::kernels {
 
-bool q8_rows16_available() { return active_isa() >= Isa::kAvx512 && !std::getenv("TESSERA_NO_Q8_PACK"); }
+bool q8_rows16_available() {
+  static const bool disabled = std::getenv("TESSERA_NO_Q8_PACK") != nullptr;  // read once
+  return active_isa() >= Isa::kAvx512 && !disabled;
+}
 
 WeightMatrix pack_q8_rows16(const void* src, int64_t src_stride, int64_t rows, int64_t cols, void* dst) {
   CHECK(cols > 0 && cols % 32 == 0) << "Q8_0 rows16 packing needs cols % 32 == 0, got " << cols;

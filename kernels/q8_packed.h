@@ -40,7 +40,8 @@ inline int64_t q8_rows16_bytes(int64_t rows, int64_t cols) {
   return q8_rows16_groups(rows) * q8_rows16_group_bytes(cols);
 }
 
-// True when matmul has a fast kernel for the layout on this CPU (AVX-512 with VNNI).
+// True when matmul has a fast kernel for the layout on this CPU (AVX-512 with VNNI) and
+// TESSERA_NO_Q8_PACK is not set (A/B measurements: the int8 copy then stays row-major).
 // Elsewhere matmul still computes packed matrices correctly, through the reference.
 bool q8_rows16_available();
 
