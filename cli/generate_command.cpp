@@ -58,7 +58,8 @@ int run_generate(int argc, char** argv) {
          "target's vocabulary, an int8 copy of the target, or prompt-lookup n-grams; the output follows the "
          "target's distribution exactly");
   a.flag("draft-k", "K", "draft tokens verified per target pass", "4");
-  a.flag("draft-k-adaptive", "", "adapt K (1..8) to the running acceptance, starting from --draft-k");
+  a.flag("draft-k-adaptive", "", "adapt K (1..--draft-k-max) to the running acceptance, starting from --draft-k");
+  a.flag("draft-k-max", "K", "the largest K --draft-k-adaptive grows to", "8");
   a.flag("prompts", "FILE", "offline batch job: one prompt per line (JSON {\"id\":..., \"prompt\":...} or plain "
          "text), answered with continuous batching; results go to --output (docs/CLUSTER.md)");
   a.flag("output", "FILE", "batch job results, JSONL, appended as each prompt finishes; ids already there are "
@@ -176,6 +177,8 @@ int generate_text(const Args& a, const std::string& prompt_text, StepRunner& run
     SpeculativeOptions so;
     so.k = static_cast<int32_t>(a.int64("draft-k"));
     so.adaptive = a.on("draft-k-adaptive");
+    so.k_max = static_cast<int32_t>(a.int64("draft-k-max"));
+    TESSERA_REQUIRE(so.k_max >= 1, ErrorKind::kInvalidInput, "--draft-k-max must be >= 1, got ", so.k_max);
     speculative = std::make_unique<SpeculativeGenerator>(runner, *draft, so);
     stats = speculative->generate(prompt, opt, on_token);
   } else {

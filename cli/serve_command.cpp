@@ -164,9 +164,12 @@ int serve(const Args& a, StepRunner& runner, const Tokenizer& tok, const checkpo
     TESSERA_REQUIRE(sc.speculative_k >= 1 && sc.speculative_k <= 16, ErrorKind::kInvalidInput,
                     "--draft-k must be in 1..16, got ", sc.speculative_k);
     sc.speculative_adaptive = a.on("draft-k-adaptive");
-    TESSERA_REQUIRE(!sc.speculative_adaptive || sc.speculative_k <= AdaptiveK::kMax, ErrorKind::kInvalidInput,
-                    "--draft-k-adaptive: --draft-k is the start value and must be in 1..", AdaptiveK::kMax, ", got ",
-                    sc.speculative_k);
+    sc.speculative_k_max = static_cast<int32_t>(a.int64("draft-k-max"));
+    TESSERA_REQUIRE(sc.speculative_k_max >= 1 && sc.speculative_k_max <= 16, ErrorKind::kInvalidInput,
+                    "--draft-k-max must be in 1..16, got ", sc.speculative_k_max);
+    TESSERA_REQUIRE(!sc.speculative_adaptive || sc.speculative_k <= sc.speculative_k_max, ErrorKind::kInvalidInput,
+                    "--draft-k-adaptive: --draft-k is the start value and must be in 1..", sc.speculative_k_max,
+                    ", got ", sc.speculative_k, " (--draft-k-max raises the bound)");
     sc.speculative_max_batch_tokens = a.int64("draft-max-batch-tokens");
     TESSERA_REQUIRE(sc.speculative_max_batch_tokens >= 0, ErrorKind::kInvalidInput,
                     "--draft-max-batch-tokens must be >= 0 (0: no cap), got ", sc.speculative_max_batch_tokens);
@@ -261,8 +264,9 @@ int run_serve(int argc, char** argv) {
          "not ask for top logprobs: a draft checkpoint with the target's vocabulary, an int8 copy of the target, or "
          "prompt lookup; model drafts run in rank 0's process");
   a.flag("draft-k", "K", "draft tokens verified per target pass (with --draft)", "4");
-  a.flag("draft-k-adaptive", "", "adapt each request's K (1..8) to its own acceptance, starting from --draft-k "
-         "(+1 after a fully accepted draft, -1 after one with fewer than half accepted)");
+  a.flag("draft-k-adaptive", "", "adapt each request's K (1..--draft-k-max) to its own acceptance, starting from "
+         "--draft-k (+1 after a fully accepted draft, -1 after one with fewer than half accepted)");
+  a.flag("draft-k-max", "K", "the largest K --draft-k-adaptive grows to (1..16)", "8");
   a.flag("draft-max-batch-tokens", "N", "cap a step's verify work: the decoding sequences take at most N tokens "
          "together (K + 1 each), the largest K shrinking first down to plain decoding; 0: no cap "
          "(docs/SPECULATIVE.md, \"In tessera serve\", on choosing N)", "0");

@@ -83,7 +83,7 @@ bool Scheduler::add(SequenceRequest request) {
   s->tokens = request.prompt;
   s->rng_state = request.rng_state != 0 ? request.rng_state : 0x9E3779B97F4A7C15ull;
   s->draft_rng = (s->rng_state ^ 0xD1B54A32D192ED03ull) | 1;
-  s->draft_k = AdaptiveK(config_.speculative_k);
+  s->draft_k = AdaptiveK(config_.speculative_k, AdaptiveK::kMin, config_.speculative_k_max);
   s->req = std::move(request);
   waiting_.push_back(std::move(s));
   return true;

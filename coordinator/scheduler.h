@@ -59,6 +59,7 @@ struct SchedulerConfig {
   // follows its own acceptance (1..8); its K survives preemption (it describes how
   // well the draft predicts this request's text, which recomputing does not change).
   bool speculative_adaptive = false;
+  int32_t speculative_k_max = AdaptiveK::kMax;  // adaptive K grows up to this
   // Batch cap on verify work, 0: none. The decoding sequences of a step take at most
   // this many tokens together, sum of (K_i + 1): the largest K_i shrink first, down to
   // plain decoding (cap_draft_lengths). Plain decodes are never dropped for it.

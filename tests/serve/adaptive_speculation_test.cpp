@@ -266,6 +266,25 @@ TEST(AdaptiveSpeculation, RightDraftsClimbToEightWrongOnesFallToOne) {
   }
 }
 
+// --draft-k-max: the adaptive K of a request whose drafts are always right climbs to
+// the configured maximum (12 here), never past it; tokens still equal plain decoding.
+TEST(AdaptiveSpeculation, ClimbsToTheConfiguredMaximum) {
+  const auto reqs = requests(2, 120, 3);
+  const Trace plain = drive(reqs, config(0, false), 256, odd_right_even_wrong);
+  SchedulerConfig c = config(4, true);
+  c.speculative_k_max = 12;
+  const Trace spec = drive(reqs, c, 256, odd_right_even_wrong);
+  expect_plain_tokens(spec, plain, reqs, "adaptive to 12");
+  for (const auto& r : reqs) {
+    if (r.id % 2 == 0) continue;
+    const std::vector<Slice>& d = spec.decodes.at(r.id);
+    int32_t peak = 0;
+    for (const Slice& x : d) peak = std::max(peak, x.k);
+    EXPECT_EQ(peak, 12) << "request " << r.id;
+    EXPECT_EQ(spec.out.at(r.id).spec.final_k, 12);
+  }
+}
+
 TEST(AdaptiveSpeculation, ExactAndKeepsItsKUnderPreemption) {
   const auto reqs = requests(12, 5, 4);
   const Trace plain = drive(reqs, config(0, false), 256, [](uint64_t) { return DraftMode::kRandom; });
