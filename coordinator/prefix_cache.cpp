@@ -1,5 +1,7 @@
 #include "coordinator/prefix_cache.h"
 
+#include <algorithm>
+
 #include <glog/logging.h>
 
 #include "common/error.h"
@@ -105,6 +107,14 @@ void PrefixCache::release(std::vector<int32_t>& table) {
     }
   }
   table.clear();
+}
+
+void PrefixCache::shrink(std::vector<int32_t>& table, int64_t n_tokens) {
+  const auto keep = static_cast<size_t>((std::max<int64_t>(n_tokens, 0) + block_size_ - 1) / block_size_);
+  if (table.size() <= keep) return;
+  std::vector<int32_t> tail(table.begin() + static_cast<std::ptrdiff_t>(keep), table.end());
+  table.resize(keep);
+  release(tail);
 }
 
 }  // namespace tessera

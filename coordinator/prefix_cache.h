@@ -52,6 +52,9 @@ class PrefixCache {
   // Reference -1 for every block of `table` (then cleared): a block that reaches 0 is
   // cached when it holds a published prefix, otherwise freed.
   void release(std::vector<int32_t>& table);
+  // Releases the blocks of `table` past the first ceil(n_tokens / block_size) (the
+  // blocks a speculative verify step reserved for positions that were rejected).
+  void shrink(std::vector<int32_t>& table, int64_t n_tokens);
 
  private:
   struct Block {

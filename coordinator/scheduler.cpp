@@ -470,6 +470,9 @@ std::vector<SequenceEvent> Scheduler::apply(const StepPlan& plan, const StepResu
       publish_blocks(*s);
       const size_t before = events.size();
       for (const SampleResult& sample : out.samples) emit(sample);
+      // Blocks reserved only for rejected positions go back to the pool (the next step
+      // reserves what it needs); under CP a block table covers shards, left as it is.
+      if (config_.cp == 1) cache_.shrink(s->table, static_cast<int64_t>(s->tokens.size()));
       // The counts (and a stop found after the last emitted token) go on the last event.
       if (events.size() > before && events.back().finish == s->finish) {
         events.back().speculative = s->speculative;

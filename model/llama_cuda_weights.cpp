@@ -55,8 +55,9 @@ kc::DeviceMatrix upload_fused(CudaLlamaWeights& out, std::initializer_list<const
                         p->dtype == DType::kQ8_0,
                     ErrorKind::kUnsupported, "CUDA backend: ", what, " is ", dtype_name(p->dtype),
                     "; the device kernels take F32, F16, BF16 or Q8_0 weights");
-  TESSERA_REQUIRE(w.layout == kernels::WeightLayout::kRows, ErrorKind::kUnsupported, "CUDA backend: ", what,
-                  " is in the CPU-only Q8Rows16 layout (an int8 draft copy); load it without int8_copy");
+  for (const kernels::WeightMatrix* p : parts)
+    TESSERA_REQUIRE(p->layout == kernels::WeightLayout::kRows, ErrorKind::kUnsupported, "CUDA backend: ", what,
+                    " is in the CPU-only Q8Rows16 layout (an int8 draft copy); load it without int8_copy");
   const int64_t row_bytes = dtype_row_bytes(first.dtype, first.cols);
   kc::DeviceBuffer buf(static_cast<size_t>(rows * row_bytes));
   int64_t r0 = 0;

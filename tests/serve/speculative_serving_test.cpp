@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <set>
 #include <random>
 
 #include "coordinator/draft_proposer.h"
@@ -69,7 +70,21 @@ std::map<uint64_t, Outcome> run(const std::vector<SequenceRequest>& reqs, int32_
       EXPECT_LE(static_cast<int32_t>(s.draft_tokens.size()), k);
       if (verify_slices) ++*verify_slices;
     }
+    std::set<uint64_t> gone;  // finished before this step: schedule() released them
+    for (const auto& [id, o] : out)
+      if (o.finish != FinishReason::kNone) gone.insert(id);
     take(sched.apply(it.plan, w.run_step(it.plan)));
+    // Blocks reserved for rejected positions go back: the pool holds at most what the
+    // requests still holding blocks need for their tokens (shared prefix blocks count
+    // once, so <=).
+    int64_t need = 0;
+    for (const auto& r : reqs) {
+      if (gone.count(r.id)) continue;
+      const auto o = out.find(r.id);
+      const int64_t len = static_cast<int64_t>(r.prompt.size()) + (o == out.end() ? 0 : static_cast<int64_t>(o->second.tokens.size()));
+      need += (len + 3) / 4;
+    }
+    EXPECT_LE(sched.blocks().used(), need) << "step " << it.plan.step_id;
   }
   sched.schedule(nullptr, k > 0 ? &draft : nullptr);  // drains the last finished sequences
   EXPECT_EQ(sched.running() + sched.waiting(), 0);
