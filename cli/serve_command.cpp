@@ -261,8 +261,8 @@ int run_serve(int argc, char** argv) {
          "prefill chunks shrink and admission waits to keep steps under it, from a step-time model learnt online; "
          "0: bound tokens only (--max-batch-tokens)", "0");
   a.flag("draft", "PATH|int8|ngram", "speculative decoding (docs/SPECULATIVE.md) for every request that does "
-         "not ask for top logprobs: a draft checkpoint with the target's vocabulary, an int8 copy of the target, or "
-         "prompt lookup; model drafts run in rank 0's process");
+         "not ask for prompt logprobs (echo): a draft checkpoint with the target's vocabulary, an int8 copy of the "
+         "target, or prompt lookup; model drafts run in rank 0's process");
   a.flag("draft-k", "K", "draft tokens verified per target pass (with --draft)", "4");
   a.flag("draft-k-adaptive", "", "adapt each request's K (1..--draft-k-max) to its own acceptance, starting from "
          "--draft-k (+1 after a fully accepted draft, -1 after one with fewer than half accepted)");
