@@ -84,6 +84,7 @@ bool Scheduler::add(SequenceRequest request) {
   s->rng_state = request.rng_state != 0 ? request.rng_state : 0x9E3779B97F4A7C15ull;
   s->draft_rng = (s->rng_state ^ 0xD1B54A32D192ED03ull) | 1;
   s->draft_k = AdaptiveK(config_.speculative_k, AdaptiveK::kMin, config_.speculative_k_max);
+  s->arrival = next_arrival_++;
   s->req = std::move(request);
   waiting_.push_back(std::move(s));
   return true;
@@ -120,16 +121,22 @@ void Scheduler::preempt(Sequence& s) {
 bool Scheduler::reserve(Sequence& s, int64_t end, std::vector<SeqPtr>&) {
   while (!cache_.ensure(s.table, end)) {
     Sequence* victim = nullptr;
-    for (auto it = running_.rbegin(); it != running_.rend(); ++it)
-      if (!(*it)->scheduled && it->get() != &s) {
-        victim = it->get();
-        break;
+    bool in_flight_holds = false;
+    for (const SeqPtr& p : running_) {
+      Sequence* v = p.get();
+      if (v == &s || v->arrival < s.arrival || v->table.empty()) continue;
+      if (v->scheduled) {
+        in_flight_holds = true;
+      } else if (victim == nullptr || v->arrival > victim->arrival) {
+        victim = v;
       }
-    if (victim == nullptr) {
-      preempt(s);
-      return false;
     }
-    preempt(*victim);
+    if (victim != nullptr) {
+      preempt(*victim);
+      continue;
+    }
+    if (!in_flight_holds) preempt(s);
+    return false;
   }
   return true;
 }
@@ -231,8 +238,9 @@ Scheduler::Iteration Scheduler::schedule(const StepCostModel* cost, DraftPropose
 
   int64_t budget = config_.max_batch_tokens;
   const int64_t bs = cache_.block_size();
-  std::vector<Sequence*> order;
+  std::vector<Sequence*> order;  // by priority: earliest arrival first
   for (auto& s : running_) order.push_back(s.get());
+  std::sort(order.begin(), order.end(), [](const Sequence* a, const Sequence* b) { return a->arrival < b->arrival; });
   auto is_running = [&](Sequence* s) {
     return std::any_of(running_.begin(), running_.end(), [&](const SeqPtr& p) { return p.get() == s; });
   };
@@ -325,10 +333,13 @@ Scheduler::Iteration Scheduler::schedule(const StepCostModel* cost, DraftPropose
     }
     budget -= 1 + k;
   }
-  // 3. Prefill chunks of running sequences.
+  // 3. Prefill chunks of running sequences. Decoders (one pending token) are step 2's:
+  // those beyond decode_cap wait for the next plan, so that under PP each plan in flight
+  // carries its share of the decodes.
   for (Sequence* s : order) {
     if (budget <= 0) break;
     if (!is_running(s) || s->scheduled || s->finish != FinishReason::kNone) continue;
+    if (static_cast<int64_t>(s->tokens.size()) - s->computed == 1) continue;
     int64_t n = std::min<int64_t>(static_cast<int64_t>(s->tokens.size()) - s->computed, budget);
     n = time_fit(s->computed, n);
     if (n <= 0) continue;

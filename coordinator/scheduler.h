@@ -167,7 +167,8 @@ class Scheduler {
     SpeculativeCounts speculative;
     AdaptiveK draft_k;               // K for its next verify (fixed unless adaptive)
     FinishReason finish = FinishReason::kNone;
-    bool scheduled = false;          // has a slice in the current plan
+    bool scheduled = false;          // has a slice in a plan in flight
+    uint64_t arrival = 0;            // priority: earlier arrivals first, kept across preemption
     int32_t state_slot = -1;         // fixed-state models (SchedulerConfig::state_slots)
     // Fixed-state speculation: the slot holding the state at `computed` saved by the
     // latest verify step; after a rejection `computed` rolls back to that point and
@@ -178,8 +179,13 @@ class Scheduler {
   using SeqPtr = std::unique_ptr<Sequence>;
 
   void preempt(Sequence& s);
-  // Allocates blocks so s covers `end` positions, preempting lower-priority running
-  // sequences if needed; false when s itself had to be preempted.
+  // Allocates blocks so s covers `end` positions, preempting running sequences of lower
+  // priority (later arrival) that are not in a plan in flight, lowest first. False when
+  // it could not: s waits for the next plan when a lower-priority sequence in flight
+  // holds blocks (it becomes preemptible once its step is applied), and is preempted
+  // itself when only higher-priority sequences hold blocks. A sequence never preempts
+  // one that arrived earlier, so the earliest always progresses (no preemption ping-pong
+  // between plans in flight).
   bool reserve(Sequence& s, int64_t end, std::vector<SeqPtr>& running);
   void add_slice(Sequence& s, int64_t n, StepPlan& plan);
   void publish_blocks(Sequence& s);
@@ -195,6 +201,7 @@ class Scheduler {
   std::vector<SeqPtr> running_;   // admission order
   std::vector<std::pair<uint64_t, FinishReason>> pending_finish_;
   uint64_t next_step_ = 1;
+  uint64_t next_arrival_ = 0;
   int64_t preemptions_ = 0;
   std::vector<int32_t> free_state_slots_;  // fixed-state models only
   bool paired_slots_ = false;              // fixed-state + speculation: 2 slots per sequence

@@ -110,6 +110,35 @@ TEST(PipelinedScheduler, ExactUnderPreemption) {
   for (const auto& r : reqs) EXPECT_EQ(p.out[r.id].tokens, one.out[r.id].tokens) << "request " << r.id;
 }
 
+// Two or three sequences that cannot all fit the pool, with 2 and 4 plans in flight:
+// they preempt, finish, and equal their one-plan runs. (The preemption ping-pong that a
+// victim choice by position in the running list caused once decodes were spread over
+// the plans - two sequences preempting each other forever - is reproduced by
+// AdaptiveSpeculation.ExactWithPlansInFlight, which fails with that policy.)
+TEST(PipelinedScheduler, ShortPoolWithPlansInFlightStaysExact) {
+  for (const int32_t depth : {2, 4}) {
+    for (const int n : {2, 3}) {
+      std::vector<SequenceRequest> reqs;
+      for (int i = 0; i < n; ++i) {
+        SequenceRequest r;
+        r.id = 1 + static_cast<uint64_t>(i);
+        for (int j = 0; j < 20; ++j) r.prompt.push_back((i * 7 + j * 3) % 97);
+        r.max_tokens = 140;  // 160 positions = 40 blocks each
+        reqs.push_back(r);
+      }
+      Pipelined one(1, 4096);
+      for (const auto& r : reqs) ASSERT_TRUE(one.sched.add(r));
+      one.run();
+      Pipelined p(depth, 48);  // 192 positions: not two sequences at full length
+      for (const auto& r : reqs) ASSERT_TRUE(p.sched.add(r));
+      p.run();
+      EXPECT_GT(p.sched.preemptions(), 0) << "depth " << depth << ", " << n << " sequences";
+      for (const auto& r : reqs)
+        EXPECT_EQ(p.out[r.id].tokens, one.out[r.id].tokens) << "depth " << depth << ", request " << r.id;
+    }
+  }
+}
+
 TEST(PipelinedScheduler, CancelWhileInFlightEndsOnce) {
   const auto reqs = requests(6);
   Pipelined p(2, 256);
@@ -119,6 +148,50 @@ TEST(PipelinedScheduler, CancelWhileInFlightEndsOnce) {
   });
   EXPECT_EQ(p.out[5].finish, FinishReason::kCancelled);
   EXPECT_LT(static_cast<int64_t>(p.out[5].tokens.size()), reqs[4].max_tokens);
+}
+
+}  // namespace
+}  // namespace tessera
+
+namespace tessera {
+namespace {
+
+// Under PP each plan in flight carries about running / depth of the decodes, so every
+// pipeline stage has work: with 8 requests decoding at depth 2, no plan carries more
+// than 4 one-token decode slices (the prefill pass must not take the decoders the
+// first pass left to the next plan).
+TEST(PipelinedScheduler, DecodesSpreadOverThePlansInFlight) {
+  Pipelined p(2, 4096);
+  std::vector<SequenceRequest> reqs;
+  for (int i = 0; i < 8; ++i) {
+    SequenceRequest r;
+    r.id = 1 + static_cast<uint64_t>(i);
+    r.prompt = {static_cast<int32_t>(3 + i), 5, 7};
+    r.max_tokens = 40;
+    reqs.push_back(r);
+  }
+  for (const auto& r : reqs) ASSERT_TRUE(p.sched.add(r));
+  int64_t max_decodes = 0, plans_with_decodes = 0;
+  std::deque<StepPlan> flight;
+  for (int round = 0; round < 2000 && (p.sched.running() > 0 || p.sched.waiting() > 0 || !flight.empty()); ++round) {
+    while (flight.size() < 2) {
+      Scheduler::Iteration it = p.sched.schedule();
+      p.take(it.finished);
+      if (it.plan.sequences.empty()) break;
+      int64_t decodes = 0;
+      for (const auto& s : it.plan.sequences) decodes += s.tokens.size() == 1 && s.pos0 > 0;
+      max_decodes = std::max(max_decodes, decodes);
+      plans_with_decodes += decodes > 0;
+      flight.push_back(std::move(it.plan));
+    }
+    if (flight.empty()) continue;
+    StepPlan plan = std::move(flight.front());
+    flight.pop_front();
+    p.take(p.sched.apply(plan, p.worker.run_step(plan)));
+  }
+  EXPECT_LE(max_decodes, 4);
+  EXPECT_GT(plans_with_decodes, 40);
+  for (const auto& r : reqs) EXPECT_EQ(p.out.at(r.id).tokens.size(), 40u) << "request " << r.id;
 }
 
 }  // namespace
