@@ -270,9 +270,12 @@ Scheduler::Iteration Scheduler::schedule(const StepCostModel* cost, DraftPropose
   };
 
   // 2. Decodes: one token each, or the pending token plus a draft's proposals to verify.
+  // A fixed-state sequence rolled back after a rejection (restore) decodes here too: its
+  // slice re-feeds every token since the saved state, then verifies the new drafts.
+  auto pending = [](const Sequence* s) { return static_cast<int64_t>(s->tokens.size()) - s->computed; };
   std::vector<Sequence*> decoders;
   for (Sequence* s : order)
-    if (!s->scheduled && s->finish == FinishReason::kNone && static_cast<int64_t>(s->tokens.size()) - s->computed == 1)
+    if (!s->scheduled && s->finish == FinishReason::kNone && (pending(s) == 1 || (s->restore && pending(s) > 1)))
       decoders.push_back(s);
   const int64_t depth = std::max<int64_t>(1, config_.pipeline_depth);
   const auto decode_cap = static_cast<size_t>((static_cast<int64_t>(running_.size()) + depth - 1) / depth);
@@ -314,12 +317,15 @@ Scheduler::Iteration Scheduler::schedule(const StepCostModel* cost, DraftPropose
     if (next_proposal < proposals.size() && proposals[next_proposal].seq_id == s->req.id) d = &proposals[next_proposal++];
     if (budget <= 0) break;
     if (!is_running(s)) continue;
+    const int64_t own = pending(s);  // 1, or the tokens a restored state re-feeds
+    if (own > budget) continue;      // a long re-feed goes through the prefill pass
     int64_t k = d != nullptr ? static_cast<int64_t>(d->tokens.size()) : 0;
-    k = std::min(k, budget - 1);
-    if (!reserve(*s, slots_after(*s, 1 + k), running_)) continue;
-    planned.tokens += 1 + k;
-    planned.attended += attended_pairs(s->computed, 1 + k);
-    add_slice(*s, 1, it.plan);
+    k = std::min(k, budget - own);
+    if (!reserve(*s, slots_after(*s, own + k), running_)) continue;
+    planned.tokens += own + k;
+    planned.attended += attended_pairs(s->computed, own + k);
+    const bool restoring = s->restore;  // add_slice restores the saved state first
+    add_slice(*s, own, it.plan);
     if (k > 0) {
       SequenceStep& st = it.plan.sequences.back();
       const size_t vocab = d->probs.empty() ? 0 : d->probs.size() / d->tokens.size();
@@ -328,10 +334,10 @@ Scheduler::Iteration Scheduler::schedule(const StepCostModel* cost, DraftPropose
       if (vocab > 0) st.draft_probs.assign(d->probs.begin(), d->probs.begin() + static_cast<std::ptrdiff_t>(k * vocab));
       st.n_outputs = static_cast<int32_t>(k + 1);
       // The state before the pending token, kept to roll back to (copies run before the
-      // step's forward pass).
-      if (paired_slots_) it.plan.state_copies.push_back({s->state_slot, s->backup_slot});
+      // step's forward pass); a restoring slice's saved state is already that one.
+      if (paired_slots_ && !restoring) it.plan.state_copies.push_back({s->state_slot, s->backup_slot});
     }
-    budget -= 1 + k;
+    budget -= own + k;
   }
   // 3. Prefill chunks of running sequences. Decoders (one pending token) are step 2's:
   // those beyond decode_cap wait for the next plan, so that under PP each plan in flight
@@ -464,7 +470,8 @@ std::vector<SequenceEvent> Scheduler::apply(const StepPlan& plan, const StepResu
                           out.samples.size() == static_cast<size_t>(out.accepted) + 1,
                       ErrorKind::kInternal, "sequence ", st.seq_id, ": verify result with ", out.accepted,
                       " accepted of ", st.draft_tokens.size(), " and ", out.samples.size(), " samples");
-      s->computed = st.pos0 + 1 + out.accepted;
+      // Every token before the drafts (the pending one, or a re-fed run) plus the accepted.
+      s->computed = st.pos0 + static_cast<int64_t>(st.tokens.size() - st.draft_tokens.size()) + out.accepted;
       if (paired_slots_ && out.accepted < static_cast<int32_t>(st.draft_tokens.size())) {
         // The rejected tokens went into the recurrent state: roll back to the state
         // saved before this step; the next slice restores it and re-feeds from there.

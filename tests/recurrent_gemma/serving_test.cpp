@@ -51,6 +51,8 @@ struct Served {
   int64_t preemptions = 0;
   int64_t max_slot = -1;
   int64_t state_copies = 0;
+  int64_t steps = 0;
+  int64_t folded = 0;  // verify slices that re-feed a rolled-back run before their drafts
 };
 
 Served serve(Worker& w, SchedulerConfig sc, int64_t kv_blocks, int64_t n_new, DraftProposer* drafts = nullptr,
@@ -72,7 +74,9 @@ Served serve(Worker& w, SchedulerConfig sc, int64_t kv_blocks, int64_t n_new, Dr
     finished += it.finished.size();
     if (it.plan.sequences.empty()) continue;
     std::set<int32_t> used;  // no two sequences of a step share a slot (state or saved)
+    ++out.steps;
     for (const SequenceStep& s : it.plan.sequences) {
+      if (!s.draft_tokens.empty() && s.tokens.size() - s.draft_tokens.size() > 1) ++out.folded;
       EXPECT_GE(s.state_slot, 0);
       EXPECT_TRUE(used.insert(s.state_slot).second) << "slot " << s.state_slot << " twice in step " << it.plan.step_id;
       out.max_slot = std::max<int64_t>(out.max_slot, s.state_slot);
@@ -245,6 +249,8 @@ TEST(RecurrentGemmaServing, SpeculativeServingEqualsAloneRuns) {
     EXPECT_GT(accepted, 0);
     EXPECT_LT(accepted, drafted) << "no rejection: the rollback was not exercised";
     EXPECT_GT(got.state_copies, 0);
+    // After a rejection the re-feed and the next drafts share one slice (no extra pass).
+    EXPECT_GT(got.folded, 0);
     EXPECT_LT(got.max_slot, w.state_slots());
     if (blocks == 14) EXPECT_GT(got.preemptions, 0);
   }
