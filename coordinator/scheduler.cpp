@@ -345,7 +345,7 @@ Scheduler::Iteration Scheduler::schedule(const StepCostModel* cost, DraftPropose
   for (Sequence* s : order) {
     if (budget <= 0) break;
     if (!is_running(s) || s->scheduled || s->finish != FinishReason::kNone) continue;
-    if (static_cast<int64_t>(s->tokens.size()) - s->computed == 1) continue;
+    if (pending(s) == 1) continue;
     int64_t n = std::min<int64_t>(static_cast<int64_t>(s->tokens.size()) - s->computed, budget);
     n = time_fit(s->computed, n);
     if (n <= 0) continue;
@@ -391,12 +391,14 @@ Scheduler::Iteration Scheduler::schedule(const StepCostModel* cost, DraftPropose
     }
     CHECK(cache_.ensure(s.table, slots_after(s, n)));
     if (config_.state_slots > 0) {  // slots are free: running_ < max_running <= state_slots (/ 2)
-      for (int32_t* slot : {&s.state_slot, &s.backup_slot}) {
-        if (slot == &s.backup_slot && !paired_slots_) break;
+      auto take_slot = [&] {
         CHECK(!free_state_slots_.empty());
-        *slot = free_state_slots_.back();
+        const int32_t slot = free_state_slots_.back();
         free_state_slots_.pop_back();
-      }
+        return slot;
+      };
+      s.state_slot = take_slot();
+      if (paired_slots_) s.backup_slot = take_slot();
     }
     running_.push_back(std::move(waiting_.front()));
     waiting_.pop_front();
